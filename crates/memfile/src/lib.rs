@@ -31,21 +31,7 @@ pub enum MemFileError {
     Host { op: &'static str, source: std::io::Error },
 }
 
-// API (implemented in this crate):
-//
-// pub struct MemoryFile { .. }                     Send + Sync
-// impl MemoryFile {
-//     pub fn new(size: u64) -> Result<MemoryFile, MemFileError>;
-//         memfd_create("veil-memory", MFD_CLOEXEC), ftruncate(size), mmap whole MAP_SHARED|MAP_NORESERVE
-//     pub fn fd(&self) -> std::os::fd::RawFd;
-//     pub fn size(&self) -> u64;
-//     pub fn allocate(&self, len: u64) -> Result<FileRange, MemFileError>;    // contiguous, page-aligned
-//     pub fn free(&self, r: FileRange);                                      // punch hole, reuse later
-//     pub fn as_ptr(&self, offset: u64) -> *mut u8;                          // sentry mapping
-//     pub fn read(&self, offset: u64, buf: &mut [u8]);                      // bounds-checked copies
-//     pub fn write(&self, offset: u64, buf: &[u8]);
-//     pub fn zero(&self, r: FileRange);
-//     pub fn copy_populated(&self, from: FileRange, to: u64);               // copies only pages that hold data (SEEK_DATA), for fork
-//     pub fn usage(&self) -> Usage;                                         // allocated bytes, resident bytes (st_blocks)
-// }
-//! memfile
+mod alloc;
+mod file;
+
+pub use file::{MemoryFile, Usage};

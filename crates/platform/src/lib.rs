@@ -183,6 +183,12 @@ pub trait AddressSpace: Send + Sync {
     fn unmap(&self, addr: u64, len: u64) -> Result<()>;
     /// Changes the permissions of what is mapped in `[addr, addr+len)`.
     fn protect(&self, addr: u64, len: u64, perms: Perms) -> Result<()>;
+    /// Lets a platform recover its own address space type from an
+    /// `Arc<dyn AddressSpace>` handed back to its `Context::switch`.
+    /// Implementations outside a platform (test doubles) keep the default.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }
 
 /// Runs one task's CPU state. A context is bound to the host thread that
