@@ -14,83 +14,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use memfile::MemoryFile;
+use veil_platform::ptrace::raw::RawTracee;
 use veil_platform::ptrace::PtracePlatform;
 use veil_platform::{AddressSpace, Context, CpuState, Exit, Perms, Platform, Regs};
-
-fn check(rc: libc::c_long, what: &str) {
-    assert!(rc >= 0, "{what}: {}", std::io::Error::last_os_error());
-}
-
-fn wait_stop(pid: libc::pid_t) -> i32 {
-    let mut status = 0;
-    // SAFETY: valid out pointer.
-    check(unsafe { libc::waitpid(pid, &mut status, libc::__WALL) } as _, "waitpid");
-    assert!(libc::WIFSTOPPED(status), "tracee did not stop: {status:#x}");
-    libc::WSTOPSIG(status)
-}
-
-/// A forked child looping on getppid, stopped at its first syscall entry.
-struct RawTracee {
-    pid: libc::pid_t,
-}
-
-impl RawTracee {
-    fn new() -> Self {
-        // SAFETY: the child only makes raw system calls (async-signal-safe).
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0);
-        if pid == 0 {
-            // SAFETY: raw system calls with no pointer arguments.
-            unsafe {
-                libc::syscall(libc::SYS_prctl, libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-                libc::syscall(libc::SYS_ptrace, libc::PTRACE_TRACEME, 0, 0, 0);
-                libc::syscall(libc::SYS_kill, libc::syscall(libc::SYS_getpid), libc::SIGSTOP);
-                loop {
-                    libc::syscall(libc::SYS_getppid);
-                }
-            }
-        }
-        assert_eq!(wait_stop(pid), libc::SIGSTOP);
-        // SAFETY: no pointers.
-        check(
-            unsafe {
-                libc::ptrace(
-                    libc::PTRACE_SETOPTIONS,
-                    pid,
-                    0,
-                    libc::PTRACE_O_TRACESYSGOOD | libc::PTRACE_O_EXITKILL,
-                )
-            },
-            "SETOPTIONS",
-        );
-        // SAFETY: no pointers; signal 0 suppresses the SIGSTOP.
-        check(unsafe { libc::ptrace(libc::PTRACE_SYSEMU, pid, 0, 0) }, "SYSEMU");
-        assert_eq!(wait_stop(pid), libc::SIGTRAP | 0x80);
-        RawTracee { pid }
-    }
-
-    fn round_trip(&self, regs: &mut libc::user_regs_struct) {
-        // SAFETY: `regs` is a valid user_regs_struct for GETREGS/SETREGS.
-        unsafe {
-            check(libc::ptrace(libc::PTRACE_GETREGS, self.pid, 0, regs as *mut _), "GETREGS");
-            regs.rax = libc::getpid() as u64;
-            check(libc::ptrace(libc::PTRACE_SETREGS, self.pid, 0, regs as *mut _), "SETREGS");
-            check(libc::ptrace(libc::PTRACE_SYSEMU, self.pid, 0, 0), "SYSEMU");
-        }
-        let sig = wait_stop(self.pid);
-        debug_assert_eq!(sig, libc::SIGTRAP | 0x80);
-    }
-}
-
-impl Drop for RawTracee {
-    fn drop(&mut self) {
-        // SAFETY: our child; reaping it.
-        unsafe {
-            libc::kill(self.pid, libc::SIGKILL);
-            libc::waitpid(self.pid, std::ptr::null_mut(), libc::__WALL);
-        }
-    }
-}
 
 fn raw(c: &mut Criterion) {
     let tracee = RawTracee::new();

@@ -26,6 +26,7 @@ mod address_space;
 mod context;
 mod stub;
 mod sys;
+pub mod raw;
 
 use std::os::fd::RawFd;
 use std::sync::atomic::AtomicUsize;

@@ -62,6 +62,7 @@ const ALLOWED: &[(libc::c_long, Allow)] = &[
     (libc::SYS_rseq, Always),           // glibc registers it per thread; stubs unregister it
     (libc::SYS_sigaltstack, Always),    // std's stack-overflow guard
     (libc::SYS_rt_sigprocmask, Always),
+    (libc::SYS_rt_sigtimedwait, Always), // the thread forwarding host signals to init (sigwait)
     (libc::SYS_rt_sigaction, Always),
     (libc::SYS_rt_sigreturn, Always),
     (libc::SYS_restart_syscall, Always),

@@ -1,0 +1,132 @@
+//! The virtual file system: open files, descriptor tables, the mount tree
+//! and the file systems the sentry serves (host-backed root, proc, dev,
+//! pipes).
+
+pub mod dev;
+pub mod fdtable;
+pub mod host;
+pub mod hostfd;
+pub mod node;
+pub mod pipe;
+pub mod proc;
+pub mod vfs;
+
+pub use fdtable::FdTable;
+pub use vfs::{FsContext, Location, Vfs};
+
+use crate::task::TaskCtx;
+use crate::wait::WaitQueue;
+use crate::SysResult;
+use abi::types::Stat;
+use abi::Errno;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// poll(2) event bits.
+pub mod events {
+    pub const POLLIN: u32 = 0x1;
+    pub const POLLPRI: u32 = 0x2;
+    pub const POLLOUT: u32 = 0x4;
+    pub const POLLERR: u32 = 0x8;
+    pub const POLLHUP: u32 = 0x10;
+    pub const POLLNVAL: u32 = 0x20;
+    pub const POLLRDHUP: u32 = 0x2000;
+}
+
+/// One directory entry as getdents64 reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirEntry {
+    pub ino: u64,
+    /// DT_* type.
+    pub kind: u8,
+    pub name: Vec<u8>,
+}
+
+/// What an open file does. `offset` is the description's file position for
+/// seekable files (read and updated by the implementation); blocking
+/// implementations use `t.block` and honour `nonblock`.
+pub trait FileOps: Send + Sync {
+    fn read(&self, t: &TaskCtx, file: &OpenFile, buf: &mut [u8]) -> SysResult<usize> {
+        let _ = (t, file, buf);
+        Err(Errno::EINVAL)
+    }
+    fn write(&self, t: &TaskCtx, file: &OpenFile, buf: &[u8]) -> SysResult<usize> {
+        let _ = (t, file, buf);
+        Err(Errno::EINVAL)
+    }
+    /// Positional read that does not move the offset (pread, exec, mmap).
+    fn read_at(&self, t: Option<&TaskCtx>, buf: &mut [u8], offset: u64) -> SysResult<usize> {
+        let _ = (t, buf, offset);
+        Err(Errno::ESPIPE)
+    }
+    fn write_at(&self, t: &TaskCtx, buf: &[u8], offset: u64) -> SysResult<usize> {
+        let _ = (t, buf, offset);
+        Err(Errno::ESPIPE)
+    }
+    fn seek(&self, file: &OpenFile, offset: i64, whence: i32) -> SysResult<u64> {
+        let _ = (file, offset, whence);
+        Err(Errno::ESPIPE)
+    }
+    fn stat(&self) -> SysResult<Stat>;
+    /// Directory entries from the description's offset on; the offset
+    /// counts entries (getdents64 advances it by the number it returns).
+    fn getdents(&self, file: &OpenFile) -> SysResult<Vec<DirEntry>> {
+        let _ = file;
+        Err(Errno::ENOTDIR)
+    }
+    fn ioctl(&self, t: &TaskCtx, file: &OpenFile, cmd: u64, arg: u64) -> SysResult<u64> {
+        let _ = (t, file, cmd, arg);
+        Err(Errno::ENOTTY)
+    }
+    /// Currently ready poll events (POLLIN|POLLOUT|…).
+    fn readiness(&self) -> u32 {
+        events::POLLIN | events::POLLOUT
+    }
+    /// Where to wait for readiness changes; None if always ready.
+    fn wait_queue(&self) -> Option<&WaitQueue> {
+        None
+    }
+    /// A host descriptor to include in a host poll when the readiness can
+    /// only be learned from the host (stdio passed from outside).
+    fn host_fd(&self) -> Option<i32> {
+        None
+    }
+    /// Called when the last descriptor referring to the description closes.
+    fn release(&self) {}
+}
+
+/// An open file description (what `open` creates and `dup`/`fork` share).
+pub struct OpenFile {
+    pub ops: Box<dyn FileOps>,
+    /// O_APPEND, O_NONBLOCK, O_RDONLY/O_WRONLY/O_RDWR …
+    pub flags: AtomicU32,
+    pub offset: Mutex<u64>,
+    /// Where it was opened, for /proc/PID/fd and fchdir; None for pipes etc.
+    pub location: Option<Location>,
+}
+
+impl OpenFile {
+    pub fn new(ops: Box<dyn FileOps>, flags: u32, location: Option<Location>) -> Arc<OpenFile> {
+        Arc::new(OpenFile { ops, flags: AtomicU32::new(flags), offset: Mutex::new(0), location })
+    }
+    pub fn flags(&self) -> u32 {
+        self.flags.load(Ordering::Relaxed)
+    }
+    pub fn nonblocking(&self) -> bool {
+        self.flags() & libc::O_NONBLOCK as u32 != 0
+    }
+    pub fn readable(&self) -> bool {
+        let acc = self.flags() & libc::O_ACCMODE as u32;
+        acc == libc::O_RDONLY as u32 || acc == libc::O_RDWR as u32
+    }
+    pub fn writable(&self) -> bool {
+        let acc = self.flags() & libc::O_ACCMODE as u32;
+        acc == libc::O_WRONLY as u32 || acc == libc::O_RDWR as u32
+    }
+}
+
+impl Drop for OpenFile {
+    fn drop(&mut self) {
+        self.ops.release();
+    }
+}

@@ -1,0 +1,547 @@
+//! The mount tree and path resolution.
+//!
+//! Mount points are sentry dentries: `/proc` and `/dev` are the sentry's
+//! own file systems mounted over whatever the host root has there, so the
+//! host's procfs and devices are never reachable. Resolution walks one
+//! component at a time, follows symbolic links in the sentry (an absolute
+//! link resolves against the *caller's* root, so no link can lead out of the
+//! sandbox), and never lets `..` climb above the root.
+
+use super::node::{Caller, Dentry, DirFile, EmptyDir, LinkTarget, Node, OpenFileNode, PathFile, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
+use super::{dev, host, hostfd, proc, OpenFile};
+use crate::{Kernel, SysResult};
+use abi::types::Stat;
+use abi::Errno;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Linux's limit on symbolic links followed in one resolution.
+pub const MAX_SYMLINKS: u32 = 40;
+pub const NAME_MAX: usize = 255;
+pub const PATH_MAX: usize = 4096;
+
+/// One mounted file system.
+pub struct Mount {
+    pub id: u32,
+    /// For /proc/mounts.
+    pub fs_type: &'static str,
+    pub source: &'static str,
+    pub root: Arc<Dentry>,
+    /// Where it is mounted: the parent mount and the dentry covered.
+    pub parent: Option<(Arc<Mount>, Arc<Dentry>)>,
+    pub readonly: bool,
+}
+
+/// A place in the tree: a dentry as reached through a mount.
+#[derive(Clone)]
+pub struct Location {
+    pub mount: Arc<Mount>,
+    pub dentry: Arc<Dentry>,
+}
+
+impl Location {
+    pub fn node(&self) -> &Arc<dyn Node> {
+        &self.dentry.node
+    }
+
+    pub fn same(&self, other: &Location) -> bool {
+        Arc::ptr_eq(&self.mount, &other.mount) && Arc::ptr_eq(&self.dentry, &other.dentry)
+    }
+
+    fn is_mount_root(&self) -> bool {
+        Arc::ptr_eq(&self.dentry, &self.mount.root)
+    }
+
+    /// Absolute path inside the sandbox.
+    pub fn path(&self) -> Vec<u8> {
+        let mut names: Vec<&[u8]> = Vec::new();
+        let mut mount = &self.mount;
+        let mut dentry = &self.dentry;
+        loop {
+            if Arc::ptr_eq(dentry, &mount.root) {
+                match &mount.parent {
+                    Some((m, d)) => {
+                        mount = m;
+                        dentry = d;
+                        continue;
+                    }
+                    None => break,
+                }
+            }
+            match &dentry.parent {
+                Some(p) => {
+                    names.push(&dentry.name);
+                    dentry = p;
+                }
+                // A detached dentry (an open pipe seen through /proc): its
+                // name is all there is, e.g. "pipe:[12]".
+                None => return dentry.name.clone(),
+            }
+        }
+        if names.is_empty() {
+            return b"/".to_vec();
+        }
+        let mut out = Vec::new();
+        for n in names.iter().rev() {
+            out.push(b'/');
+            out.extend_from_slice(n);
+        }
+        out
+    }
+
+    pub fn stat(&self, c: &Caller) -> SysResult<Stat> {
+        self.dentry.node.stat(c)
+    }
+
+    pub fn is_dir(&self) -> bool {
+        self.dentry.node.kind() == S_IFDIR
+    }
+}
+
+/// A process's view of the tree: root, working directory and umask.
+#[derive(Clone)]
+pub struct FsContext {
+    pub root: Location,
+    pub cwd: Location,
+    pub umask: u32,
+}
+
+/// How to treat the last component of a path.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Follow {
+    Yes,
+    No,
+}
+
+pub struct Vfs {
+    root: Arc<Mount>,
+    mounts: Mutex<Vec<Arc<Mount>>>,
+    /// Holds detached dentries for magic links to pipes and the like.
+    anon: Arc<Mount>,
+    next_ino: AtomicU64,
+}
+
+/// Device numbers the sentry's file systems report (major 0, like Linux's
+/// anonymous devices).
+pub const DEV_ROOT: u64 = 0x20;
+pub const DEV_PROC: u64 = 0x21;
+pub const DEV_DEV: u64 = 0x22;
+pub const DEV_ANON: u64 = 0x23;
+
+impl Vfs {
+    /// Mounts the host directory `root` at `/` (read-only when asked), proc
+    /// at /proc and dev at /dev.
+    pub fn new(root: OwnedFd, readonly: bool) -> SysResult<Arc<Vfs>> {
+        let host_root = host::HostFs::new_root(root, readonly, DEV_ROOT)?;
+        let root_dentry = Dentry::new(b"", None, host_root);
+        let root_mount = Arc::new(Mount { id: 1, fs_type: "rootfs", source: "veil-root", root: root_dentry.clone(), parent: None, readonly });
+        let anon_root = Dentry::new(b"anon", None, Arc::new(EmptyDir { dev: DEV_ANON, ino: 1 }));
+        let anon = Arc::new(Mount { id: 0, fs_type: "anon_inodefs", source: "none", root: anon_root, parent: None, readonly: true });
+        let vfs = Vfs { root: root_mount.clone(), mounts: Mutex::new(vec![root_mount.clone()]), anon, next_ino: AtomicU64::new(1 << 40) };
+        let nobody = Caller { kernel: None, tgid: 0, tid: 0 };
+        let mut id = 2;
+        let specials: [(&[u8], &'static str, Arc<dyn Node>); 2] = [(b"proc", "proc", proc::root()), (b"dev", "devtmpfs", dev::root())];
+        for (name, fs_type, node) in specials {
+            // The host root may have no such directory (a minimal image);
+            // then the mount point is a sentry-only empty directory.
+            let point = match root_dentry.child(&nobody, name) {
+                Ok(d) if d.node.kind() == S_IFDIR => d,
+                _ => {
+                    let d = Dentry::new(name, Some(root_dentry.clone()), Arc::new(EmptyDir { dev: DEV_ROOT, ino: vfs.next_ino.fetch_add(1, Ordering::Relaxed) }));
+                    root_dentry.adopt(name, &d);
+                    d
+                }
+            };
+            let m = Arc::new(Mount { id, fs_type, source: fs_type, root: Dentry::new(name, None, node), parent: Some((root_mount.clone(), point)), readonly: false });
+            vfs.mounts.lock().unwrap().push(m);
+            id += 1;
+        }
+        Ok(Arc::new(vfs))
+    }
+
+    pub fn root(&self) -> Location {
+        Location { mount: self.root.clone(), dentry: self.root.root.clone() }
+    }
+
+    /// Mounts, in mount order (for /proc/mounts).
+    pub fn mounts(&self) -> Vec<Arc<Mount>> {
+        self.mounts.lock().unwrap().clone()
+    }
+
+    /// The mount covering `(mount, dentry)`, if any (the latest wins).
+    fn mounted_on(&self, l: &Location) -> Option<Arc<Mount>> {
+        let ms = self.mounts.lock().unwrap();
+        ms.iter()
+            .rev()
+            .find(|m| matches!(&m.parent, Some((pm, pd)) if Arc::ptr_eq(pm, &l.mount) && Arc::ptr_eq(pd, &l.dentry)))
+            .cloned()
+    }
+
+    /// A location for an open file that has no place in the tree.
+    pub fn detached(&self, file: Arc<OpenFile>) -> Location {
+        let name = match file.ops.stat() {
+            Ok(st) if st.st_mode & S_IFMT == libc::S_IFIFO => format!("pipe:[{}]", st.st_ino),
+            Ok(st) => format!("anon_inode:[{}]", st.st_ino),
+            Err(_) => "anon_inode:[unknown]".to_string(),
+        };
+        Location { mount: self.anon.clone(), dentry: Dentry::new(name.as_bytes(), None, Arc::new(OpenFileNode(file))) }
+    }
+
+    /// `..` of `l`, never above `root`.
+    fn parent_of(&self, l: &Location, root: &Location) -> Location {
+        let mut cur = l.clone();
+        loop {
+            if cur.same(root) {
+                return cur;
+            }
+            if cur.is_mount_root() {
+                match &cur.mount.parent {
+                    Some((m, d)) => {
+                        cur = Location { mount: m.clone(), dentry: d.clone() };
+                        continue;
+                    }
+                    None => return cur,
+                }
+            }
+            return match &cur.dentry.parent {
+                Some(p) => Location { mount: cur.mount.clone(), dentry: p.clone() },
+                None => cur,
+            };
+        }
+    }
+
+    /// The child `name` of directory `dir`, crossing onto anything mounted there.
+    fn step(&self, c: &Caller, dir: &Location, name: &[u8]) -> SysResult<Location> {
+        let d = dir.dentry.child(c, name)?;
+        let mut l = Location { mount: dir.mount.clone(), dentry: d };
+        while let Some(m) = self.mounted_on(&l) {
+            l = Location { dentry: m.root.clone(), mount: m };
+        }
+        Ok(l)
+    }
+
+    fn follow_link(&self, c: &Caller, root: &Location, dir: &Location, link: &Location, hops: &mut u32) -> SysResult<Location> {
+        *hops += 1;
+        if *hops > MAX_SYMLINKS {
+            return Err(Errno::ELOOP);
+        }
+        match link.node().readlink(c)? {
+            LinkTarget::Path(p) => {
+                if p.is_empty() {
+                    return Err(Errno::ENOENT);
+                }
+                self.walk(c, root, dir, &p, Follow::Yes, hops)
+            }
+            LinkTarget::Location(l) => Ok(l),
+            LinkTarget::File(f) => Ok(self.detached(f)),
+        }
+    }
+
+    fn walk(&self, c: &Caller, root: &Location, start: &Location, path: &[u8], follow: Follow, hops: &mut u32) -> SysResult<Location> {
+        if path.is_empty() {
+            return Err(Errno::ENOENT);
+        }
+        if path.len() >= PATH_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        let mut cur = if path[0] == b'/' { root.clone() } else { start.clone() };
+        let trailing_slash = path.ends_with(b"/");
+        let comps: Vec<&[u8]> = path.split(|&b| b == b'/').filter(|s| !s.is_empty()).collect();
+        for (i, comp) in comps.iter().enumerate() {
+            let last = i + 1 == comps.len();
+            if cur.node().kind() != S_IFDIR {
+                return Err(Errno::ENOTDIR);
+            }
+            if comp.len() > NAME_MAX {
+                return Err(Errno::ENAMETOOLONG);
+            }
+            match *comp {
+                b"." => continue,
+                b".." => {
+                    cur = self.parent_of(&cur, root);
+                    continue;
+                }
+                _ => {}
+            }
+            let next = self.step(c, &cur, comp)?;
+            if next.node().kind() == S_IFLNK && (!last || follow == Follow::Yes || trailing_slash) {
+                cur = self.follow_link(c, root, &cur, &next, hops)?;
+            } else {
+                cur = next;
+            }
+        }
+        if trailing_slash && cur.node().kind() != S_IFDIR {
+            return Err(Errno::ENOTDIR);
+        }
+        Ok(cur)
+    }
+
+    /// Resolves `path` from `start` (the cwd or a dirfd's location).
+    pub fn resolve(&self, c: &Caller, root: &Location, start: &Location, path: &[u8], follow: Follow) -> SysResult<Location> {
+        let mut hops = 0;
+        self.walk(c, root, start, path, follow, &mut hops)
+    }
+
+    /// Resolves all but the last component: (parent directory, last name).
+    /// The name is "" for "/", "." or ".." for paths ending so.
+    pub fn resolve_parent<'p>(&self, c: &Caller, root: &Location, start: &Location, path: &'p [u8]) -> SysResult<(Location, &'p [u8])> {
+        if path.is_empty() {
+            return Err(Errno::ENOENT);
+        }
+        let trimmed = {
+            let mut e = path.len();
+            while e > 1 && path[e - 1] == b'/' {
+                e -= 1;
+            }
+            &path[..e]
+        };
+        let (dir_part, name) = match trimmed.iter().rposition(|&b| b == b'/') {
+            Some(i) => (&trimmed[..i + 1], &trimmed[i + 1..]),
+            None => (&b""[..], trimmed),
+        };
+        if name.len() > NAME_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        let dir = if dir_part.is_empty() { start.clone() } else { self.resolve(c, root, start, dir_part, Follow::Yes)? };
+        if !dir.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        Ok((dir, name))
+    }
+
+    /// open(2) minus descriptor allocation. `flags` are the caller's open
+    /// flags; the returned description keeps the status and access bits.
+    pub fn open(&self, c: &Caller, fs: &FsContext, start: &Location, path: &[u8], flags: u32, mode: u32) -> SysResult<Arc<OpenFile>> {
+        let f = flags as i32;
+        let creat = f & libc::O_CREAT != 0;
+        let excl = creat && f & libc::O_EXCL != 0;
+        let follow = if f & libc::O_NOFOLLOW != 0 || excl { Follow::No } else { Follow::Yes };
+        let acc = f & libc::O_ACCMODE;
+        if f & libc::O_TMPFILE == libc::O_TMPFILE {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        let loc = match self.resolve(c, &fs.root, start, path, follow) {
+            Ok(l) => {
+                if excl {
+                    return Err(Errno::EEXIST);
+                }
+                l
+            }
+            Err(Errno::ENOENT) if creat => {
+                let (dir, name) = self.resolve_parent(c, &fs.root, start, path)?;
+                if path.ends_with(b"/") || name.is_empty() || name == b"." || name == b".." {
+                    return Err(Errno::EISDIR);
+                }
+                if dir.mount.readonly {
+                    return Err(Errno::EROFS);
+                }
+                let (node, ops) = dir.node().create(c, name, flags, mode & 0o7777 & !fs.umask)?;
+                let d = Dentry::new(name, Some(dir.dentry.clone()), node);
+                let loc = Location { mount: dir.mount.clone(), dentry: d };
+                return Ok(OpenFile::new(ops, status_flags(flags), Some(loc)));
+            }
+            Err(e) => return Err(e),
+        };
+        let kind = loc.node().kind();
+        if f & libc::O_PATH != 0 {
+            if f & libc::O_DIRECTORY != 0 && kind != S_IFDIR {
+                return Err(Errno::ENOTDIR);
+            }
+            let (node, k) = (loc.node().clone(), c.kernel.map(Arc::downgrade).unwrap_or_default());
+            let (tgid, tid) = (c.tgid, c.tid);
+            let stat = Box::new(move || {
+                let kk = k.upgrade();
+                node.stat(&Caller { kernel: kk.as_ref(), tgid, tid })
+            });
+            return Ok(OpenFile::new(Box::new(PathFile { stat }), flags & (libc::O_PATH | libc::O_ACCMODE) as u32, Some(loc)));
+        }
+        if kind == S_IFLNK {
+            // Only reached with O_NOFOLLOW (or O_CREAT|O_EXCL).
+            return Err(Errno::ELOOP);
+        }
+        if f & libc::O_DIRECTORY != 0 && kind != S_IFDIR {
+            return Err(Errno::ENOTDIR);
+        }
+        let wants_write = acc != libc::O_RDONLY || f & libc::O_TRUNC != 0;
+        if kind == S_IFDIR {
+            if acc != libc::O_RDONLY {
+                return Err(Errno::EISDIR);
+            }
+            let ino = loc.stat(c).map(|s| s.st_ino).unwrap_or(0);
+            let parent = self.parent_of(&loc, &fs.root);
+            let pino = parent.stat(c).map(|s| s.st_ino).unwrap_or(ino);
+            return Ok(OpenFile::new(Box::new(DirFile::new(c, loc.node().clone(), ino, pino)), status_flags(flags), Some(loc)));
+        }
+        if wants_write && loc.mount.readonly && kind == S_IFREG {
+            return Err(Errno::EROFS);
+        }
+        let ops = loc.node().open(c, flags)?;
+        Ok(OpenFile::new(ops, status_flags(flags), Some(loc)))
+    }
+}
+
+/// The flags an open file description keeps (F_GETFL shows these).
+fn status_flags(flags: u32) -> u32 {
+    let keep = libc::O_ACCMODE | libc::O_APPEND | libc::O_NONBLOCK | libc::O_DIRECT | libc::O_NOATIME | libc::O_SYNC | libc::O_DSYNC | libc::O_ASYNC | libc::O_LARGEFILE | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+    flags & keep as u32
+}
+
+impl FsContext {
+    pub fn new(vfs: &Arc<Vfs>) -> FsContext {
+        FsContext { root: vfs.root(), cwd: vfs.root(), umask: 0o022 }
+    }
+}
+
+/// Opens `path` for execution (following symlinks; EACCES unless a regular
+/// file with an execute bit) and returns it with its absolute path.
+pub fn open_exec(kernel: &Arc<Kernel>, fs: &FsContext, caller_tgid: i32, path: &[u8]) -> SysResult<(Arc<OpenFile>, Vec<u8>)> {
+    let c = Caller::new(kernel, caller_tgid, caller_tgid);
+    let loc = kernel.vfs.resolve(&c, &fs.root, &fs.cwd, path, Follow::Yes)?;
+    let st = loc.stat(&c)?;
+    if st.st_mode & S_IFMT != S_IFREG || st.st_mode & 0o111 == 0 {
+        return Err(Errno::EACCES);
+    }
+    let ops = loc.node().open(&c, libc::O_RDONLY as u32)?;
+    let file = OpenFile::new(ops, libc::O_RDONLY as u32, Some(loc.clone()));
+    Ok((file, loc.path()))
+}
+
+/// Changes `fs.cwd` to `path` (ENOTDIR, ENOENT…).
+pub fn chdir(kernel: &Arc<Kernel>, fs: &mut FsContext, caller_tgid: i32, path: &[u8]) -> SysResult<()> {
+    let c = Caller::new(kernel, caller_tgid, caller_tgid);
+    let loc = kernel.vfs.resolve(&c, &fs.root, &fs.cwd, path, Follow::Yes)?;
+    if !loc.is_dir() {
+        return Err(Errno::ENOTDIR);
+    }
+    fs.cwd = loc;
+    Ok(())
+}
+
+/// Wraps a host descriptor passed in from outside (the container's stdio).
+pub fn host_file(fd: OwnedFd) -> SysResult<Arc<OpenFile>> {
+    hostfd::open(fd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::fs::symlink;
+
+    fn open_dir(p: &std::path::Path) -> OwnedFd {
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: plain open of a NUL-terminated path.
+        let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+        assert!(fd >= 0);
+        // SAFETY: fd was just opened and is owned here.
+        unsafe { OwnedFd::from_raw_fd(fd) }
+    }
+
+    struct Tree {
+        dir: std::path::PathBuf,
+    }
+    impl Drop for Tree {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    fn tree() -> Tree {
+        let dir = std::env::temp_dir().join(format!("veil-vfs-{}-{:?}", std::process::id(), std::thread::current().id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("a/b")).unwrap();
+        std::fs::write(dir.join("a/b/f"), b"hello").unwrap();
+        std::fs::write(dir.join("top"), b"top").unwrap();
+        symlink("b/f", dir.join("a/rel")).unwrap();
+        symlink("/a/b", dir.join("abs")).unwrap();
+        symlink("../../../../../../etc", dir.join("a/escape")).unwrap();
+        symlink("/../../..", dir.join("rootup")).unwrap();
+        symlink("loop2", dir.join("loop1")).unwrap();
+        symlink("loop1", dir.join("loop2")).unwrap();
+        Tree { dir }
+    }
+
+    fn setup() -> (Tree, Arc<Vfs>, FsContext) {
+        let t = tree();
+        let vfs = Vfs::new(open_dir(&t.dir), true).unwrap();
+        let fs = FsContext::new(&vfs);
+        (t, vfs, fs)
+    }
+
+    const C: Caller<'static> = Caller { kernel: None, tgid: 1, tid: 1 };
+
+    fn path_of(vfs: &Vfs, fs: &FsContext, p: &str, follow: Follow) -> SysResult<Vec<u8>> {
+        vfs.resolve(&C, &fs.root, &fs.cwd, p.as_bytes(), follow).map(|l| l.path())
+    }
+
+    #[test]
+    fn resolves_plain_paths_and_dotdot_at_root() {
+        let (_t, vfs, fs) = setup();
+        assert_eq!(path_of(&vfs, &fs, "/a/b/f", Follow::Yes).unwrap(), b"/a/b/f");
+        assert_eq!(path_of(&vfs, &fs, "/..", Follow::Yes).unwrap(), b"/");
+        assert_eq!(path_of(&vfs, &fs, "/../../a/./b/..", Follow::Yes).unwrap(), b"/a");
+        assert_eq!(path_of(&vfs, &fs, "a//b/", Follow::Yes).unwrap(), b"/a/b");
+        assert_eq!(path_of(&vfs, &fs, "/nope", Follow::Yes), Err(Errno::ENOENT));
+        assert_eq!(path_of(&vfs, &fs, "/top/x", Follow::Yes), Err(Errno::ENOTDIR));
+        assert_eq!(path_of(&vfs, &fs, "/top/", Follow::Yes), Err(Errno::ENOTDIR));
+        assert_eq!(path_of(&vfs, &fs, "", Follow::Yes), Err(Errno::ENOENT));
+        let long = format!("/{}", "x".repeat(256));
+        assert_eq!(path_of(&vfs, &fs, &long, Follow::Yes), Err(Errno::ENAMETOOLONG));
+    }
+
+    #[test]
+    fn follows_symlinks_inside_the_sandbox() {
+        let (_t, vfs, fs) = setup();
+        assert_eq!(path_of(&vfs, &fs, "/a/rel", Follow::Yes).unwrap(), b"/a/b/f");
+        assert_eq!(path_of(&vfs, &fs, "/a/rel", Follow::No).unwrap(), b"/a/rel");
+        // An absolute target resolves against the sandbox root.
+        assert_eq!(path_of(&vfs, &fs, "/abs/f", Follow::Yes).unwrap(), b"/a/b/f");
+        // "../" past the root stays at the root: this lands on the
+        // sandbox's /etc (absent here), never the host's.
+        assert_eq!(path_of(&vfs, &fs, "/a/escape", Follow::Yes), Err(Errno::ENOENT));
+        assert_eq!(path_of(&vfs, &fs, "/rootup/a", Follow::Yes).unwrap(), b"/a");
+        assert_eq!(path_of(&vfs, &fs, "/loop1", Follow::Yes), Err(Errno::ELOOP));
+        assert_eq!(path_of(&vfs, &fs, "/loop1", Follow::No).unwrap(), b"/loop1");
+    }
+
+    #[test]
+    fn mounts_proc_and_dev_over_the_host() {
+        let (_t, vfs, fs) = setup();
+        // The temp tree has no /dev: a sentry directory stands in for it.
+        let l = vfs.resolve(&C, &fs.root, &fs.cwd, b"/dev/null", Follow::Yes).unwrap();
+        assert_eq!(l.path(), b"/dev/null");
+        assert_eq!(l.stat(&C).unwrap().st_mode & S_IFMT, libc::S_IFCHR);
+        assert_eq!(path_of(&vfs, &fs, "/dev/..", Follow::Yes).unwrap(), b"/");
+        assert_eq!(path_of(&vfs, &fs, "/proc/../a", Follow::Yes).unwrap(), b"/a");
+    }
+
+    #[test]
+    fn reads_host_files_and_refuses_writes_on_a_readonly_root() {
+        let (_t, vfs, fs) = setup();
+        let f = vfs.open(&C, &fs, &fs.cwd, b"/a/rel", libc::O_RDONLY as u32, 0).unwrap();
+        let mut buf = [0u8; 16];
+        let n = f.ops.read_at(None, &mut buf, 1).unwrap();
+        assert_eq!(&buf[..n], b"ello");
+        assert_eq!(f.ops.stat().unwrap().st_size, 5);
+        assert_eq!(vfs.open(&C, &fs, &fs.cwd, b"/top", libc::O_WRONLY as u32, 0).err(), Some(Errno::EROFS));
+        assert_eq!(vfs.open(&C, &fs, &fs.cwd, b"/new", (libc::O_WRONLY | libc::O_CREAT) as u32, 0o644).err(), Some(Errno::EROFS));
+        assert_eq!(vfs.open(&C, &fs, &fs.cwd, b"/a", libc::O_WRONLY as u32, 0).err(), Some(Errno::EISDIR));
+        assert_eq!(vfs.open(&C, &fs, &fs.cwd, b"/a/rel", (libc::O_RDONLY | libc::O_NOFOLLOW) as u32, 0).err(), Some(Errno::ELOOP));
+        let d = vfs.open(&C, &fs, &fs.cwd, b"/a", (libc::O_RDONLY | libc::O_DIRECTORY) as u32, 0).unwrap();
+        let mut names: Vec<Vec<u8>> = d.ops.getdents(&d).unwrap().into_iter().map(|e| e.name).collect();
+        names.sort();
+        assert_eq!(names, vec![b".".to_vec(), b"..".to_vec(), b"b".to_vec(), b"escape".to_vec(), b"rel".to_vec()]);
+    }
+
+    #[test]
+    fn writes_through_on_a_writable_root() {
+        let t = tree();
+        let vfs = Vfs::new(open_dir(&t.dir), false).unwrap();
+        let fs = FsContext::new(&vfs);
+        let f = vfs.open(&C, &fs, &fs.cwd, b"/a/new", (libc::O_RDWR | libc::O_CREAT | libc::O_EXCL) as u32, 0o644).unwrap();
+        assert_eq!(f.location.as_ref().unwrap().path(), b"/a/new");
+        assert_eq!(vfs.open(&C, &fs, &fs.cwd, b"/a/new", (libc::O_RDWR | libc::O_CREAT | libc::O_EXCL) as u32, 0o644).err(), Some(Errno::EEXIST));
+        assert!(t.dir.join("a/new").exists());
+    }
+}

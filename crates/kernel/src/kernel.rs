@@ -1,0 +1,425 @@
+//! The kernel object: configuration, the process tree, boot of the init
+//! process, and what the control server asks of it.
+
+use crate::fs::{self, FdTable, FsContext, Vfs};
+use crate::mm::MemoryManager;
+use crate::signal::{SigHandlers, SignalState};
+use crate::task::{ExitStatus, ProcessState, Task, TaskCtx, ThreadGroup};
+use crate::wait::{WaitQueue, Waiter};
+use abi::Errno;
+use memfile::MemoryFile;
+use platform::Platform;
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Instant, SystemTime};
+
+#[derive(Clone, Debug)]
+pub struct KernelConfig {
+    pub hostname: String,
+    /// What `uname -r` reports: the sentry's own release, not the host's.
+    pub release: String,
+    pub strace: bool,
+    /// Most tasks the sandbox may hold at once (bounds fork bombs).
+    pub max_tasks: usize,
+    pub cpus: u32,
+    pub total_memory: u64,
+}
+
+impl Default for KernelConfig {
+    fn default() -> Self {
+        KernelConfig {
+            hostname: "veil".into(),
+            release: "4.4.0-veil".into(),
+            strace: false,
+            max_tasks: 1024,
+            cpus: std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1),
+            total_memory: 2 << 30,
+        }
+    }
+}
+
+/// What the init process runs.
+pub struct LaunchSpec {
+    pub argv: Vec<Vec<u8>>,
+    pub envp: Vec<Vec<u8>>,
+    pub cwd: Vec<u8>,
+    pub stdio: [OwnedFd; 3],
+}
+
+#[derive(Default)]
+pub struct ProcessTree {
+    next_pid: i32,
+    pub tasks: BTreeMap<i32, Arc<Task>>,
+    pub groups: BTreeMap<i32, Arc<ThreadGroup>>,
+}
+
+impl ProcessTree {
+    /// The lowest unused pid above the last one handed out, as Linux does.
+    pub fn alloc_pid(&mut self) -> i32 {
+        loop {
+            self.next_pid = if self.next_pid >= 4_194_304 { 1 } else { self.next_pid + 1 };
+            if !self.tasks.contains_key(&self.next_pid) && !self.groups.contains_key(&self.next_pid) {
+                return self.next_pid;
+            }
+        }
+    }
+}
+
+/// A snapshot of one process for /proc.
+#[derive(Clone, Debug)]
+pub struct ProcInfo {
+    pub pid: i32,
+    pub ppid: i32,
+    pub pgid: i32,
+    pub sid: i32,
+    pub comm: String,
+    /// R, S, T, Z.
+    pub state: char,
+    pub cmdline: Vec<u8>,
+    pub exe: Vec<u8>,
+    pub threads: Vec<i32>,
+    pub vm_size: u64,
+    pub vm_rss: u64,
+    /// Clock ticks (100 Hz) since boot when the process started.
+    pub start_ticks: u64,
+    pub uid: u32,
+    pub gid: u32,
+    /// Open descriptors and what they refer to.
+    pub fds: Vec<(i32, Vec<u8>)>,
+    /// /proc/PID/maps lines.
+    pub maps: String,
+}
+
+pub struct Kernel {
+    pub config: KernelConfig,
+    pub platform: Arc<dyn Platform>,
+    pub memfile: Arc<MemoryFile>,
+    pub vfs: Arc<Vfs>,
+    pub tree: Mutex<ProcessTree>,
+    pub boot_time: Instant,
+    pub boot_wall: SystemTime,
+    init_status: Mutex<Option<ExitStatus>>,
+    init_exited: Condvar,
+    reported: Mutex<HashSet<usize>>,
+    log: Mutex<Box<dyn Write + Send>>,
+    /// Set when the sandbox is being torn down: no new tasks.
+    pub shutting_down: AtomicBool,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    pub next_inode: AtomicU64,
+}
+
+impl Kernel {
+    pub fn new(config: KernelConfig, platform: Arc<dyn Platform>, memfile: Arc<MemoryFile>, vfs: Arc<Vfs>, log: Box<dyn Write + Send>) -> Arc<Kernel> {
+        Arc::new(Kernel {
+            config,
+            platform,
+            memfile,
+            vfs,
+            tree: Mutex::new(ProcessTree::default()),
+            boot_time: Instant::now(),
+            boot_wall: SystemTime::now(),
+            init_status: Mutex::new(None),
+            init_exited: Condvar::new(),
+            reported: Mutex::new(HashSet::new()),
+            log: Mutex::new(log),
+            shutting_down: AtomicBool::new(false),
+            threads: Mutex::new(Vec::new()),
+            next_inode: AtomicU64::new(1 << 32),
+        })
+    }
+
+    /// One line on the sandbox's log (stderr): strace output, warnings.
+    pub fn log_line(&self, line: &str) {
+        let mut l = self.log.lock().unwrap();
+        let _ = writeln!(l, "{line}");
+        let _ = l.flush();
+    }
+
+    /// A system call the sentry does not implement: ENOSYS, reported once.
+    pub fn report_unsupported(&self, nr: usize) {
+        if self.reported.lock().unwrap().insert(nr) {
+            self.log_line(&format!("veil: unsupported syscall {} ({nr})", crate::syscalls::name(nr)));
+        }
+    }
+
+    /// A feature of an implemented call the sentry does not support, reported once.
+    pub fn report_unsupported_feature(&self, nr: usize, what: &str) {
+        if self.reported.lock().unwrap().insert(nr | (1 << 20)) {
+            self.log_line(&format!("veil: unsupported {what} in syscall {} ({nr})", crate::syscalls::name(nr)));
+        }
+    }
+
+    /// Builds the init process (pid 1) from `spec`; its code runs once
+    /// [`Kernel::start`] is called. The error names what was wrong.
+    pub fn create_init(self: &Arc<Self>, spec: LaunchSpec) -> Result<Arc<Task>, String> {
+        let mut fsctx = FsContext::new(&self.vfs);
+        fs::vfs::chdir(self, &mut fsctx, 1, &spec.cwd)
+            .map_err(|e| format!("cwd {:?}: {}", String::from_utf8_lossy(&spec.cwd), errno_text(e)))?;
+        let arg0 = spec.argv.first().ok_or("process.args is empty")?.clone();
+        let path = self.lookup_command(&fsctx, &arg0, &spec.envp)?;
+        let mm = MemoryManager::new(self)?;
+        let image = crate::loader::load(self, &mm, &fsctx, 1, &path, &spec.argv, &spec.envp)
+            .map_err(|e| e.describe(&String::from_utf8_lossy(&arg0)))?;
+
+        let files = FdTable::new();
+        for (i, fd) in spec.stdio.into_iter().enumerate() {
+            let f = fs::vfs::host_file(fd).map_err(|e| format!("stdio {i}: {}", errno_text(e)))?;
+            files.install_at(i as i32, f, false).map_err(|e| errno_text(e))?;
+        }
+
+        let mut tree = self.tree.lock().unwrap();
+        let pid = tree.alloc_pid();
+        debug_assert_eq!(pid, 1);
+        let tg = ThreadGroup::new(pid, 0, pid, pid, image.cmdline.clone(), image.exe.clone());
+        let task = Task::new(self, pid, &tg, mm, files, Arc::new(Mutex::new(fsctx)), Arc::new(Mutex::new(SigHandlers::default())), SignalState::default())
+            .map_err(|e| format!("creating init task: {e}"))?;
+        task.set_comm(&image.comm);
+        *task.initial_cpu.lock().unwrap() = Some(image.cpu);
+        tree.groups.insert(pid, tg);
+        tree.tasks.insert(pid, task.clone());
+        Ok(task)
+    }
+
+    /// Resolves a command as runc and execvp do: a name without a slash is
+    /// looked up in the spec's PATH.
+    fn lookup_command(self: &Arc<Self>, fsctx: &FsContext, arg0: &[u8], envp: &[Vec<u8>]) -> Result<Vec<u8>, String> {
+        let shown = String::from_utf8_lossy(arg0).into_owned();
+        if arg0.is_empty() {
+            return Err("process.args[0] is empty".into());
+        }
+        if arg0.contains(&b'/') {
+            return Ok(arg0.to_vec());
+        }
+        let path_var = envp
+            .iter()
+            .find_map(|e| e.strip_prefix(b"PATH="))
+            .map(|p| p.to_vec())
+            .unwrap_or_else(|| b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_vec());
+        for dir in path_var.split(|&b| b == b':').filter(|d| !d.is_empty()) {
+            let mut cand = dir.to_vec();
+            cand.push(b'/');
+            cand.extend_from_slice(arg0);
+            if fs::vfs::open_exec(self, fsctx, 1, &cand).is_ok() {
+                return Ok(cand);
+            }
+        }
+        Err(format!("exec: {shown:?}: executable file not found in $PATH"))
+    }
+
+    /// Starts a task's host thread.
+    pub fn start_task(self: &Arc<Self>, task: Arc<Task>) {
+        let name = format!("task-{}", task.tid);
+        let h = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || crate::task::run(task))
+            .expect("spawning a task thread");
+        self.threads.lock().unwrap().push(h);
+    }
+
+    pub fn start(self: &Arc<Self>, init: Arc<Task>) {
+        self.start_task(init);
+    }
+
+    /// Records init's exit; everything else in the sandbox is killed, as
+    /// when the init of a PID namespace dies.
+    pub fn init_exited(&self, status: ExitStatus) {
+        *self.init_status.lock().unwrap() = Some(status);
+        self.init_exited.notify_all();
+        self.kill_all();
+    }
+
+    /// Blocks until init has exited.
+    pub fn wait_init(&self) -> ExitStatus {
+        let mut s = self.init_status.lock().unwrap();
+        loop {
+            if let Some(st) = *s {
+                return st;
+            }
+            s = self.init_exited.wait(s).unwrap();
+        }
+    }
+
+    pub fn init_status(&self) -> Option<ExitStatus> {
+        *self.init_status.lock().unwrap()
+    }
+
+    /// SIGKILL to every process.
+    pub fn kill_all(&self) {
+        let groups: Vec<Arc<ThreadGroup>> = self.tree.lock().unwrap().groups.values().cloned().collect();
+        for tg in groups {
+            crate::signal::send_to_group(self, &tg, abi::types::Siginfo::from_user(abi::signal::SIGKILL, abi::signal::code::SI_KERNEL, 0, 0));
+        }
+    }
+
+    /// Sends `signo` to init, or to every process with `all`.
+    pub fn signal(&self, signo: i32, all: bool) -> Result<(), String> {
+        let tree = self.tree.lock().unwrap();
+        let targets: Vec<Arc<ThreadGroup>> = if all { tree.groups.values().cloned().collect() } else { tree.groups.get(&1).cloned().into_iter().collect() };
+        drop(tree);
+        if targets.is_empty() {
+            return Err("container not running".into());
+        }
+        for tg in targets {
+            crate::signal::send_to_group(self, &tg, abi::types::Siginfo::from_user(signo, abi::signal::code::SI_USER, 0, 0));
+        }
+        Ok(())
+    }
+
+    /// Tears the sandbox down: kills every task and waits for their threads.
+    pub fn shutdown(&self) {
+        self.shutting_down.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.kill_all();
+        loop {
+            let hs: Vec<_> = std::mem::take(&mut *self.threads.lock().unwrap());
+            if hs.is_empty() {
+                break;
+            }
+            for h in hs {
+                let _ = h.join();
+            }
+        }
+    }
+
+    /// Pids of live and zombie processes, ascending.
+    pub fn proc_list(&self) -> Vec<i32> {
+        self.tree.lock().unwrap().groups.keys().copied().collect()
+    }
+
+    pub fn proc_info(&self, pid: i32) -> Option<ProcInfo> {
+        let tree = self.tree.lock().unwrap();
+        let tg = tree.groups.get(&pid)?.clone();
+        let leader = tree.tasks.get(&pid).cloned().or_else(|| {
+            let st = tg.state.lock().unwrap();
+            st.threads.first().and_then(|t| tree.tasks.get(t).cloned())
+        });
+        drop(tree);
+        let st = tg.state.lock().unwrap();
+        let state = if st.zombie.is_some() {
+            'Z'
+        } else if st.stopped {
+            'T'
+        } else {
+            'S'
+        };
+        let (ppid, pgid, sid, threads) = (st.ppid, st.pgid, st.sid, st.threads.clone());
+        drop(st);
+        let (comm, vm_size, vm_rss, fds, maps) = match leader.as_ref().and_then(|t| t.mm().map(|mm| (t, mm))) {
+            Some((t, mm)) => {
+                let files = t.files();
+                let fds = files
+                    .fds()
+                    .into_iter()
+                    .filter_map(|fd| files.get(fd).ok().map(|f| (fd, describe_file(&f))))
+                    .collect();
+                (t.comm_string(), mm.vm_size(), mm.vm_rss(), fds, mm.maps_text())
+            }
+            None => (String::new(), 0, 0, Vec::new(), String::new()),
+        };
+        let cmdline = tg.cmdline.lock().unwrap().clone();
+        let exe = tg.exe.lock().unwrap().clone();
+        Some(ProcInfo {
+            pid,
+            ppid,
+            pgid,
+            sid,
+            comm,
+            state,
+            cmdline,
+            exe,
+            threads,
+            vm_size,
+            vm_rss,
+            start_ticks: (tg.start_time.duration_since(self.boot_time).as_millis() / 10) as u64,
+            uid: 0,
+            gid: 0,
+            fds,
+            maps,
+        })
+    }
+
+    pub fn task(&self, tid: i32) -> Option<Arc<Task>> {
+        self.tree.lock().unwrap().tasks.get(&tid).cloned()
+    }
+}
+
+fn describe_file(f: &fs::OpenFile) -> Vec<u8> {
+    match &f.location {
+        Some(l) => l.path(),
+        None => match f.ops.stat() {
+            Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFIFO => format!("pipe:[{}]", st.st_ino).into_bytes(),
+            Ok(st) => format!("anon_inode:[{}]", st.st_ino).into_bytes(),
+            Err(_) => b"anon_inode:[unknown]".to_vec(),
+        },
+    }
+}
+
+/// "No such file or directory"-style text for an errno.
+pub fn errno_text(e: Errno) -> String {
+    std::io::Error::from_raw_os_error(e.0).to_string().split(" (os error").next().unwrap_or("").to_lowercase()
+}
+
+impl ThreadGroup {
+    pub fn new(tgid: i32, ppid: i32, pgid: i32, sid: i32, cmdline: Vec<u8>, exe: Vec<u8>) -> Arc<ThreadGroup> {
+        Arc::new(ThreadGroup {
+            tgid,
+            state: Mutex::new(ProcessState {
+                ppid,
+                pgid,
+                sid,
+                children: Vec::new(),
+                threads: vec![tgid],
+                group_exit: None,
+                zombie: None,
+                shared_pending: Default::default(),
+                stopped: false,
+            }),
+            child_events: WaitQueue::new(),
+            handlers: Mutex::new(Arc::new(Mutex::new(SigHandlers::default()))),
+            cmdline: Mutex::new(cmdline),
+            exe: Mutex::new(exe),
+            start_time: Instant::now(),
+            vfork_done: WaitQueue::new(),
+        })
+    }
+}
+
+impl Task {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        kernel: &Arc<Kernel>,
+        tid: i32,
+        tg: &Arc<ThreadGroup>,
+        mm: Arc<MemoryManager>,
+        files: Arc<FdTable>,
+        fs: Arc<Mutex<FsContext>>,
+        handlers: Arc<Mutex<SigHandlers>>,
+        signals: SignalState,
+    ) -> Result<Arc<Task>, String> {
+        *tg.handlers.lock().unwrap() = handlers;
+        let context = kernel.platform.new_context().map_err(|e| e.to_string())?;
+        Ok(Arc::new(Task {
+            kernel: kernel.clone(),
+            tid,
+            tg: tg.clone(),
+            mm: Mutex::new(Some(mm)),
+            files: Mutex::new(files),
+            fs: Mutex::new(fs),
+            waiter: Waiter::new().map_err(|e| e.to_string())?,
+            context: Mutex::new(context),
+            signals: Mutex::new(signals),
+            attention: AtomicBool::new(false),
+            clear_child_tid: AtomicU64::new(0),
+            comm: Mutex::new([0; 16]),
+            initial_cpu: Mutex::new(None),
+            vfork_parent: Mutex::new(None),
+        }))
+    }
+}
+
+/// The task a syscall handler runs for, by tid (for tests and /proc).
+pub fn current_pid(t: &TaskCtx) -> i32 {
+    t.tgid()
+}

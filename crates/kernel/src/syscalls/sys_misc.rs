@@ -1,0 +1,344 @@
+//! Identity, time, limits and process attributes: uname, clocks, sleeps,
+//! getrandom, rlimits, prctl, arch_prctl, credentials.
+
+use super::{Args, Entry};
+use crate::sys;
+use crate::task::TaskCtx;
+use crate::SysResult;
+use abi::types::{set_cstr, Rlimit, Sysinfo, Timespec, Timeval, Utsname};
+use abi::Errno;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub const SYSCALLS: &[Entry] = &[
+    sys!(UNAME, sys_uname, [Hex]),
+    sys!(GETRANDOM, sys_getrandom, [Hex, Int, Hex]),
+    sys!(CLOCK_GETTIME, sys_clock_gettime, [Int, Hex], partial "CPU-time clocks report the sentry thread's time"),
+    sys!(CLOCK_GETRES, sys_clock_getres, [Int, Hex]),
+    sys!(GETTIMEOFDAY, sys_gettimeofday, [Hex, Hex]),
+    sys!(TIME, sys_time, [Hex]),
+    sys!(NANOSLEEP, sys_nanosleep, [Hex, Hex]),
+    sys!(CLOCK_NANOSLEEP, sys_clock_nanosleep, [Int, Hex, Hex, Hex]),
+    sys!(PRLIMIT64, sys_prlimit64, [Int, Int, Hex, Hex], partial "limits are recorded, only RLIMIT_NOFILE and RLIMIT_NPROC are enforced"),
+    sys!(GETRLIMIT, sys_getrlimit, [Int, Hex]),
+    sys!(SETRLIMIT, sys_setrlimit, [Int, Hex]),
+    sys!(PRCTL, sys_prctl, [Int, Hex, Hex, Hex, Hex], partial "names, dumpable, no_new_privs, pdeathsig, child subreaper"),
+    sys!(ARCH_PRCTL, sys_arch_prctl, [Hex, Hex]),
+    sys!(GETUID, sys_getid, []),
+    sys!(GETEUID, sys_getid, []),
+    sys!(GETGID, sys_getid, []),
+    sys!(GETEGID, sys_getid, []),
+    sys!(GETGROUPS, sys_getgroups, [Int, Hex]),
+    sys!(SETUID, sys_setid, [Int], partial "credentials are fixed at root: only 0 is accepted"),
+    sys!(SETGID, sys_setid, [Int], partial "credentials are fixed at root: only 0 is accepted"),
+    sys!(SYSINFO, sys_sysinfo, [Hex]),
+    sys!(SCHED_YIELD, sys_sched_yield, []),
+    sys!(SCHED_GETAFFINITY, sys_sched_getaffinity, [Int, Int, Hex]),
+    sys!(GETCPU, sys_getcpu, [Hex, Hex, Hex]),
+];
+
+/// Time since an arbitrary fixed point, like CLOCK_MONOTONIC.
+pub fn monotonic() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec to a valid pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+fn sys_uname(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let cfg = &t.kernel().config;
+    let mut u = Utsname::default();
+    set_cstr(&mut u.sysname, "Linux");
+    set_cstr(&mut u.nodename, &cfg.hostname);
+    set_cstr(&mut u.release, &cfg.release);
+    set_cstr(&mut u.version, "#1 SMP veil");
+    set_cstr(&mut u.machine, "x86_64");
+    set_cstr(&mut u.domainname, "(none)");
+    t.write_obj(a[0], &u)?;
+    Ok(0)
+}
+
+fn sys_getrandom(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let (buf, len, flags) = (a[0], a[1] as usize, a[2] as u32);
+    if flags & !(libc::GRND_NONBLOCK | libc::GRND_RANDOM | 0x4 /* GRND_INSECURE */) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let len = len.min(32 << 20);
+    let mut v = vec![0u8; len];
+    crate::loader::getrandom(&mut v);
+    t.copy_out(buf, &v)?;
+    Ok(len as u64)
+}
+
+fn host_clock(id: i32) -> SysResult<Timespec> {
+    let host_id = match id {
+        libc::CLOCK_REALTIME | libc::CLOCK_MONOTONIC | libc::CLOCK_MONOTONIC_RAW | libc::CLOCK_REALTIME_COARSE | libc::CLOCK_MONOTONIC_COARSE | libc::CLOCK_BOOTTIME => id,
+        libc::CLOCK_PROCESS_CPUTIME_ID | libc::CLOCK_THREAD_CPUTIME_ID => libc::CLOCK_THREAD_CPUTIME_ID,
+        _ => return Err(Errno::EINVAL),
+    };
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec to a valid pointer.
+    if unsafe { libc::clock_gettime(host_id, &mut ts) } != 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(Timespec { tv_sec: ts.tv_sec, tv_nsec: ts.tv_nsec })
+}
+
+fn sys_clock_gettime(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let ts = host_clock(a[0] as i32)?;
+    t.write_obj(a[1], &ts)?;
+    Ok(0)
+}
+
+fn sys_clock_getres(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    host_clock(a[0] as i32)?;
+    if a[1] != 0 {
+        t.write_obj(a[1], &Timespec { tv_sec: 0, tv_nsec: 1 })?;
+    }
+    Ok(0)
+}
+
+fn sys_gettimeofday(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    if a[0] != 0 {
+        let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        t.write_obj(a[0], &Timeval { tv_sec: d.as_secs() as i64, tv_usec: d.subsec_micros() as i64 })?;
+    }
+    if a[1] != 0 {
+        t.copy_out(a[1], &[0u8; 8])?;
+    }
+    Ok(0)
+}
+
+fn sys_time(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    if a[0] != 0 {
+        t.write_obj(a[0], &(now as i64))?;
+    }
+    Ok(now)
+}
+
+fn read_timespec(t: &TaskCtx, addr: u64) -> SysResult<Duration> {
+    let ts: Timespec = t.read_obj(addr)?;
+    if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
+        return Err(Errno::EINVAL);
+    }
+    Ok(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+}
+
+/// Sleeps until `until`; on a signal writes the time left to `rem`.
+fn sleep_until(t: &mut TaskCtx, until: Instant, rem: u64) -> SysResult<u64> {
+    loop {
+        match t.block(&[], Some(until)) {
+            Err(e) if e == Errno::ETIMEDOUT => return Ok(0),
+            Err(e) => {
+                if rem != 0 {
+                    let left = until.saturating_duration_since(Instant::now());
+                    t.write_obj(rem, &Timespec { tv_sec: left.as_secs() as i64, tv_nsec: left.subsec_nanos() as i64 })?;
+                }
+                // Interrupted: EINTR if a handler runs, else restarted.
+                return Err(if e == Errno::ERESTARTSYS { Errno::ERESTARTNOHAND } else { e });
+            }
+            Ok(()) => {
+                if Instant::now() >= until {
+                    return Ok(0);
+                }
+            }
+        }
+    }
+}
+
+fn sys_nanosleep(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let d = read_timespec(t, a[0])?;
+    sleep_until(t, Instant::now() + d, a[1])
+}
+
+fn sys_clock_nanosleep(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let (clock, flags) = (a[0] as i32, a[1] as i32);
+    let d = read_timespec(t, a[2])?;
+    let until = if flags & libc::TIMER_ABSTIME != 0 {
+        let now = host_clock(clock)?;
+        let now = Duration::new(now.tv_sec as u64, now.tv_nsec as u32);
+        Instant::now() + d.saturating_sub(now)
+    } else {
+        host_clock(clock)?;
+        Instant::now() + d
+    };
+    let rem = if flags & libc::TIMER_ABSTIME != 0 { 0 } else { a[3] };
+    sleep_until(t, until, rem)
+}
+
+const RLIM_INFINITY: u64 = u64::MAX;
+
+fn default_rlimit(t: &TaskCtx, res: u32) -> SysResult<Rlimit> {
+    Ok(match res {
+        r if r == libc::RLIMIT_NOFILE => Rlimit { cur: t.files().limit as u64, max: t.files().limit as u64 },
+        r if r == libc::RLIMIT_STACK => Rlimit { cur: crate::mm::STACK_SIZE, max: RLIM_INFINITY },
+        r if r == libc::RLIMIT_NPROC => Rlimit { cur: t.kernel().config.max_tasks as u64, max: t.kernel().config.max_tasks as u64 },
+        r if r == libc::RLIMIT_CORE => Rlimit { cur: 0, max: RLIM_INFINITY },
+        r if r == libc::RLIMIT_MEMLOCK => Rlimit { cur: 8 << 20, max: 8 << 20 },
+        r if r == libc::RLIMIT_SIGPENDING => Rlimit { cur: 63_000, max: 63_000 },
+        r if r == libc::RLIMIT_MSGQUEUE => Rlimit { cur: 819_200, max: 819_200 },
+        r if r < 16 /* RLIM_NLIMITS */ => Rlimit { cur: RLIM_INFINITY, max: RLIM_INFINITY },
+        _ => return Err(Errno::EINVAL),
+    })
+}
+
+fn sys_prlimit64(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let (pid, res, new, old) = (a[0] as i32, a[1] as u32, a[2], a[3]);
+    if pid != 0 && pid != t.tgid() && t.kernel().task(pid).is_none() {
+        return Err(Errno::ESRCH);
+    }
+    let cur = default_rlimit(t, res)?;
+    if new != 0 {
+        let n: Rlimit = t.read_obj(new)?;
+        if n.cur > n.max {
+            return Err(Errno::EINVAL);
+        }
+        // Raising above the hard limit is refused; lowering is accepted but
+        // not enforced for resources the sentry does not meter.
+        if n.max > cur.max {
+            return Err(Errno::EPERM);
+        }
+    }
+    if old != 0 {
+        t.write_obj(old, &cur)?;
+    }
+    Ok(0)
+}
+
+fn sys_getrlimit(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let r = default_rlimit(t, a[0] as u32)?;
+    t.write_obj(a[1], &r)?;
+    Ok(0)
+}
+
+fn sys_setrlimit(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    sys_prlimit64(t, &[0, a[0], a[1], 0, 0, 0])
+}
+
+fn sys_prctl(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    match a[0] as i32 {
+        libc::PR_SET_NAME => {
+            let mut n = t.read_cstr(a[1], 4096)?;
+            n.truncate(15);
+            t.task.set_comm(&n);
+            Ok(0)
+        }
+        libc::PR_GET_NAME => {
+            let c = *t.task.comm.lock().unwrap();
+            t.copy_out(a[1], &c)?;
+            Ok(0)
+        }
+        libc::PR_GET_DUMPABLE => Ok(1),
+        libc::PR_SET_DUMPABLE if a[1] <= 1 => Ok(0),
+        libc::PR_SET_NO_NEW_PRIVS if a[1] == 1 => Ok(0),
+        libc::PR_GET_NO_NEW_PRIVS => Ok(0),
+        libc::PR_SET_PDEATHSIG if a[1] <= 64 => Ok(0),
+        libc::PR_GET_PDEATHSIG => {
+            t.copy_out(a[1], &0i32.to_le_bytes())?;
+            Ok(0)
+        }
+        libc::PR_SET_CHILD_SUBREAPER | libc::PR_GET_CHILD_SUBREAPER | libc::PR_SET_SECCOMP | libc::PR_CAPBSET_DROP => {
+            t.kernel().report_unsupported_feature(abi::syscalls::nr::PRCTL, "option");
+            Err(Errno::EINVAL)
+        }
+        libc::PR_CAPBSET_READ => Ok(if a[1] <= 40 { 1 } else { return Err(Errno::EINVAL) }),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+const ARCH_SET_GS: u64 = 0x1001;
+const ARCH_SET_FS: u64 = 0x1002;
+const ARCH_GET_FS: u64 = 0x1003;
+const ARCH_GET_GS: u64 = 0x1004;
+
+fn sys_arch_prctl(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let canonical = |v: u64| v < 0x0000_8000_0000_0000;
+    match a[0] {
+        ARCH_SET_FS if canonical(a[1]) => {
+            t.cpu.regs.fs_base = a[1];
+            Ok(0)
+        }
+        ARCH_SET_GS if canonical(a[1]) => {
+            t.cpu.regs.gs_base = a[1];
+            Ok(0)
+        }
+        ARCH_SET_FS | ARCH_SET_GS => Err(Errno::EPERM),
+        ARCH_GET_FS => {
+            let v = t.cpu.regs.fs_base;
+            t.write_obj(a[1], &v)?;
+            Ok(0)
+        }
+        ARCH_GET_GS => {
+            let v = t.cpu.regs.gs_base;
+            t.write_obj(a[1], &v)?;
+            Ok(0)
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+fn sys_getid(_t: &mut TaskCtx, _a: &Args) -> SysResult<u64> {
+    Ok(0)
+}
+
+fn sys_getgroups(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    if (a[0] as i32) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let _ = t;
+    Ok(0)
+}
+
+fn sys_setid(_t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    if a[0] as u32 == 0 {
+        Ok(0)
+    } else {
+        Err(Errno::EPERM)
+    }
+}
+
+fn sys_sysinfo(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let k = t.kernel();
+    let used = k.memfile.usage().resident;
+    let total = k.config.total_memory;
+    let info = Sysinfo {
+        uptime: k.boot_time.elapsed().as_secs() as i64,
+        totalram: total,
+        freeram: total.saturating_sub(used),
+        procs: k.tree.lock().unwrap().tasks.len() as u16,
+        mem_unit: 1,
+        ..Default::default()
+    };
+    t.write_obj(a[0], &info)?;
+    Ok(0)
+}
+
+fn sys_sched_yield(_t: &mut TaskCtx, _a: &Args) -> SysResult<u64> {
+    std::thread::yield_now();
+    Ok(0)
+}
+
+fn sys_sched_getaffinity(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let len = a[1] as usize;
+    let cpus = t.kernel().config.cpus as usize;
+    let need = cpus.div_ceil(64) * 8;
+    if len < need || len % 8 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let mut mask = vec![0u8; need];
+    for c in 0..cpus {
+        mask[c / 8] |= 1 << (c % 8);
+    }
+    t.copy_out(a[2], &mask)?;
+    Ok(need as u64)
+}
+
+fn sys_getcpu(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    if a[0] != 0 {
+        t.copy_out(a[0], &0u32.to_le_bytes())?;
+    }
+    if a[1] != 0 {
+        t.copy_out(a[1], &0u32.to_le_bytes())?;
+    }
+    Ok(0)
+}

@@ -1,0 +1,364 @@
+//! Process lifecycle: clone/fork/vfork, execve, exit, wait4, ids, process
+//! groups and sessions.
+
+use super::Entry;
+use crate::kernel::errno_text;
+use crate::signal::SignalState;
+use crate::sys;
+use crate::task::{ExitStatus, Task, TaskCtx, ThreadGroup};
+use crate::SysResult;
+use abi::Errno;
+use std::sync::{Arc, Mutex};
+
+pub const SYSCALLS: &[Entry] = &[
+    sys!(CLONE, sys_clone, [Hex, Hex, Hex, Hex, Hex], partial "threads (CLONE_THREAD) not yet; CLONE_VM without CLONE_THREAD copies memory"),
+    sys!(FORK, sys_fork, []),
+    sys!(VFORK, sys_vfork, [], partial "the child gets a copy of the parent's memory, not a share"),
+    sys!(EXECVE, sys_execve, [Str, Hex, Hex]),
+    sys!(EXIT, sys_exit, [Int]),
+    sys!(EXIT_GROUP, sys_exit_group, [Int]),
+    sys!(WAIT4, sys_wait4, [Int, Hex, Hex, Hex], partial "WUNTRACED/WCONTINUED report nothing; rusage is zero"),
+    sys!(GETPID, sys_getpid, []),
+    sys!(GETPPID, sys_getppid, []),
+    sys!(GETTID, sys_gettid, []),
+    sys!(SET_TID_ADDRESS, sys_set_tid_address, [Hex]),
+    sys!(SETPGID, sys_setpgid, [Int, Int]),
+    sys!(GETPGID, sys_getpgid, [Int]),
+    sys!(GETPGRP, sys_getpgrp, []),
+    sys!(SETSID, sys_setsid, []),
+    sys!(GETSID, sys_getsid, [Int]),
+];
+
+const CLONE_VM: u64 = libc::CLONE_VM as u64;
+const CLONE_FS: u64 = libc::CLONE_FS as u64;
+const CLONE_FILES: u64 = libc::CLONE_FILES as u64;
+const CLONE_SIGHAND: u64 = libc::CLONE_SIGHAND as u64;
+const CLONE_VFORK: u64 = libc::CLONE_VFORK as u64;
+const CLONE_PARENT: u64 = libc::CLONE_PARENT as u64;
+const CLONE_THREAD: u64 = libc::CLONE_THREAD as u64;
+const CLONE_SETTLS: u64 = libc::CLONE_SETTLS as u64;
+const CLONE_PARENT_SETTID: u64 = libc::CLONE_PARENT_SETTID as u64;
+const CLONE_CHILD_CLEARTID: u64 = libc::CLONE_CHILD_CLEARTID as u64;
+const CLONE_CHILD_SETTID: u64 = libc::CLONE_CHILD_SETTID as u64;
+
+fn sys_fork(t: &mut TaskCtx, _a: &super::Args) -> SysResult<u64> {
+    do_clone(t, libc::SIGCHLD as u64, 0, 0, 0, 0)
+}
+
+fn sys_vfork(t: &mut TaskCtx, _a: &super::Args) -> SysResult<u64> {
+    do_clone(t, CLONE_VM | CLONE_VFORK | libc::SIGCHLD as u64, 0, 0, 0, 0)
+}
+
+fn sys_clone(t: &mut TaskCtx, a: &super::Args) -> SysResult<u64> {
+    // x86-64 order: flags, stack, parent_tid, child_tid, tls.
+    do_clone(t, a[0], a[1], a[2], a[3], a[4])
+}
+
+fn do_clone(t: &mut TaskCtx, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64) -> SysResult<u64> {
+    let kernel = t.kernel().clone();
+    if flags & CLONE_THREAD != 0 {
+        kernel.report_unsupported_feature(abi::syscalls::nr::CLONE, "CLONE_THREAD");
+        return Err(Errno::EINVAL);
+    }
+    if flags & CLONE_SIGHAND != 0 && flags & CLONE_VM == 0 {
+        return Err(Errno::EINVAL);
+    }
+    if kernel.shutting_down.load(std::sync::atomic::Ordering::SeqCst) || kernel.tree.lock().unwrap().tasks.len() >= kernel.config.max_tasks {
+        return Err(Errno::EAGAIN);
+    }
+    let parent = t.task.clone();
+    // Memory: a copy (CLONE_VM without CLONE_THREAD is vfork-style; the
+    // child gets a copy and the parent waits, which is what vfork users
+    // other than posix_spawn observe).
+    let mm = t.mm().fork(&kernel).map_err(|_| Errno::ENOMEM)?;
+    let files = if flags & CLONE_FILES != 0 { parent.files() } else { parent.files().fork() };
+    let fs = if flags & CLONE_FS != 0 { parent.fs() } else { Arc::new(Mutex::new(parent.fs().lock().unwrap().clone())) };
+    let handlers = {
+        let h = parent.tg.handlers.lock().unwrap().clone();
+        if flags & CLONE_SIGHAND != 0 {
+            h
+        } else {
+            Arc::new(Mutex::new(h.lock().unwrap().clone()))
+        }
+    };
+    parent.context().load_fp(&mut t.cpu).map_err(|_| Errno::EAGAIN)?;
+    let mut cpu = t.cpu.clone();
+    cpu.regs.rax = 0;
+    cpu.fp_dirty = true;
+    cpu.fp_loaded = true;
+    if stack != 0 {
+        cpu.regs.rsp = stack;
+    }
+    if flags & CLONE_SETTLS != 0 {
+        cpu.regs.fs_base = tls;
+    }
+    let sigstate = {
+        let s = parent.signals.lock().unwrap();
+        SignalState { mask: s.mask, altstack: s.altstack, ..Default::default() }
+    };
+
+    let (child, pid) = {
+        let mut tree = kernel.tree.lock().unwrap();
+        let pid = tree.alloc_pid();
+        let pst = parent.tg.state.lock().unwrap();
+        let ppid = if flags & CLONE_PARENT != 0 { pst.ppid } else { parent.tgid() };
+        let tg = ThreadGroup::new(pid, ppid, pst.pgid, pst.sid, parent.tg.cmdline.lock().unwrap().clone(), parent.tg.exe.lock().unwrap().clone());
+        drop(pst);
+        let child = Task::new(&kernel, pid, &tg, mm.clone(), files, fs, handlers, sigstate).map_err(|_| Errno::EAGAIN)?;
+        child.set_comm(parent.comm_string().as_bytes());
+        tree.groups.insert(pid, tg);
+        tree.tasks.insert(pid, child.clone());
+        if let Some(p) = tree.groups.get(&ppid) {
+            p.state.lock().unwrap().children.push(pid);
+        }
+        (child, pid)
+    };
+    if flags & CLONE_PARENT_SETTID != 0 {
+        t.copy_out(ptid, &(pid as u32).to_le_bytes())?;
+    }
+    if flags & CLONE_CHILD_SETTID != 0 {
+        mm.copy_out(ctid, &(pid as u32).to_le_bytes())?;
+    }
+    if flags & CLONE_CHILD_CLEARTID != 0 {
+        child.clear_child_tid.store(ctid, std::sync::atomic::Ordering::SeqCst);
+    }
+    if flags & CLONE_VFORK != 0 {
+        *child.vfork_parent.lock().unwrap() = Some(parent.tg.clone());
+    }
+    *child.initial_cpu.lock().unwrap() = Some(cpu);
+    kernel.start_task(child.clone());
+    if flags & CLONE_VFORK != 0 {
+        // The parent sleeps until the child execs or exits (signals do not
+        // end the wait, as in Linux).
+        loop {
+            let seen = t.prepare_block(&[&parent.tg.vfork_done]);
+            if child.vfork_parent.lock().unwrap().is_none() || t.task_exiting() {
+                parent.tg.vfork_done.unregister(&parent.waiter);
+                break;
+            }
+            parent.waiter.wait(seen, Some(std::time::Instant::now() + std::time::Duration::from_millis(100)));
+            parent.tg.vfork_done.unregister(&parent.waiter);
+        }
+    }
+    Ok(pid as u64)
+}
+
+/// Reads a NULL-terminated array of string pointers (argv, envp).
+fn read_string_array(t: &TaskCtx, addr: u64) -> SysResult<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    if addr == 0 {
+        return Ok(out);
+    }
+    let mut total = 0usize;
+    for i in 0.. {
+        let p: u64 = t.read_obj(addr + i * 8)?;
+        if p == 0 {
+            break;
+        }
+        let s = t.read_cstr(p, 128 << 10)?;
+        total += s.len() + 1;
+        if total > 2 << 20 {
+            return Err(Errno::E2BIG);
+        }
+        out.push(s);
+    }
+    Ok(out)
+}
+
+fn sys_execve(t: &mut TaskCtx, a: &super::Args) -> SysResult<u64> {
+    let path = t.read_path(a[0])?;
+    if path.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    let argv = read_string_array(t, a[1])?;
+    let envp = read_string_array(t, a[2])?;
+    let kernel = t.kernel().clone();
+    let mm = crate::mm::MemoryManager::new(&kernel).map_err(|_| Errno::ENOMEM)?;
+    let fsctx = t.fs().lock().unwrap().clone();
+    let image = match crate::loader::load(&kernel, &mm, &fsctx, t.tgid(), &path, &argv, &envp) {
+        Ok(i) => i,
+        Err(e) => return Err(e.errno()),
+    };
+    // Past the point of no return.
+    let task = t.task.clone();
+    let context = kernel.platform.new_context().map_err(|_| Errno::ENOMEM)?;
+    *task.mm.lock().unwrap() = Some(mm);
+    *task.context.lock().unwrap() = context;
+    task.files().close_on_exec();
+    {
+        let h = task.tg.handlers.lock().unwrap().clone();
+        let mut fresh = h.lock().unwrap().clone();
+        fresh.reset_for_exec();
+        *task.tg.handlers.lock().unwrap() = Arc::new(Mutex::new(fresh));
+    }
+    {
+        let mut s = task.signals.lock().unwrap();
+        s.altstack = Default::default();
+    }
+    task.set_comm(&image.comm);
+    *task.tg.cmdline.lock().unwrap() = image.cmdline;
+    *task.tg.exe.lock().unwrap() = image.exe;
+    task.clear_child_tid.store(0, std::sync::atomic::Ordering::SeqCst);
+    t.cpu = image.cpu;
+    if let Some(parent) = task.vfork_parent.lock().unwrap().take() {
+        parent.vfork_done.notify_all();
+    }
+    Ok(0)
+}
+
+fn sys_exit(t: &mut TaskCtx, a: &super::Args) -> SysResult<u64> {
+    t.exit = Some(ExitStatus::Exited(a[0] as i32 & 0xff));
+    Ok(0)
+}
+
+fn sys_exit_group(t: &mut TaskCtx, a: &super::Args) -> SysResult<u64> {
+    let status = ExitStatus::Exited(a[0] as i32 & 0xff);
+    crate::signal::group_exit(&t.task, status);
+    t.exit = Some(status);
+    Ok(0)
+}
+
+/// Does child `c` match wait4's pid argument?
+fn wait_matches(pid: i32, caller_pgid: i32, c: &ThreadGroup) -> bool {
+    match pid {
+        -1 => true,
+        0 => c.state.lock().unwrap().pgid == caller_pgid,
+        p if p > 0 => c.tgid == p,
+        p => c.state.lock().unwrap().pgid == -p,
+    }
+}
+
+fn sys_wait4(t: &mut TaskCtx, a: &super::Args) -> SysResult<u64> {
+    let (pid, status_addr, options) = (a[0] as i32, a[1], a[2] as i32);
+    if options & !(libc::WNOHANG | libc::WUNTRACED | libc::WCONTINUED | libc::__WALL | libc::__WCLONE | libc::__WNOTHREAD) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let kernel = t.kernel().clone();
+    let me = t.task.tg.clone();
+    loop {
+        let seen = t.prepare_block(&[&me.child_events]);
+        let found = {
+            let mut tree = kernel.tree.lock().unwrap();
+            let my_pgid = me.state.lock().unwrap().pgid;
+            let children = me.state.lock().unwrap().children.clone();
+            let matching: Vec<Arc<ThreadGroup>> = children.iter().filter_map(|c| tree.groups.get(c).cloned()).filter(|c| wait_matches(pid, my_pgid, c)).collect();
+            if matching.is_empty() {
+                me.child_events.unregister(&t.task.waiter);
+                return Err(Errno::ECHILD);
+            }
+            let zombie = matching.iter().find_map(|c| c.state.lock().unwrap().zombie.map(|s| (c.tgid, s)));
+            if let Some((cpid, _)) = zombie {
+                tree.groups.remove(&cpid);
+                me.state.lock().unwrap().children.retain(|&x| x != cpid);
+            }
+            zombie
+        };
+        if let Some((cpid, st)) = found {
+            me.child_events.unregister(&t.task.waiter);
+            if status_addr != 0 {
+                t.copy_out(status_addr, &st.wstatus().to_le_bytes())?;
+            }
+            if a[3] != 0 {
+                t.write_obj(a[3], &abi::types::Rusage::default())?;
+            }
+            return Ok(cpid as u64);
+        }
+        if options & libc::WNOHANG != 0 {
+            me.child_events.unregister(&t.task.waiter);
+            return Ok(0);
+        }
+        t.block_since(&[&me.child_events], seen, None)?;
+    }
+}
+
+fn sys_getpid(t: &mut TaskCtx, _a: &super::Args) -> SysResult<u64> {
+    Ok(t.tgid() as u64)
+}
+
+fn sys_getppid(t: &mut TaskCtx, _a: &super::Args) -> SysResult<u64> {
+    Ok(t.task.tg.state.lock().unwrap().ppid as u64)
+}
+
+fn sys_gettid(t: &mut TaskCtx, _a: &super::Args) -> SysResult<u64> {
+    Ok(t.tid() as u64)
+}
+
+fn sys_set_tid_address(t: &mut TaskCtx, a: &super::Args) -> SysResult<u64> {
+    t.task.clear_child_tid.store(a[0], std::sync::atomic::Ordering::SeqCst);
+    Ok(t.tid() as u64)
+}
+
+fn group_of(t: &TaskCtx, pid: i32) -> SysResult<Arc<ThreadGroup>> {
+    if pid == 0 {
+        return Ok(t.task.tg.clone());
+    }
+    t.kernel().tree.lock().unwrap().groups.get(&pid).cloned().ok_or(Errno::ESRCH)
+}
+
+fn sys_setpgid(t: &mut TaskCtx, a: &super::Args) -> SysResult<u64> {
+    let (pid, pgid) = (a[0] as i32, a[1] as i32);
+    if pgid < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let target = group_of(t, pid)?;
+    let me = t.tgid();
+    let (tsid, tppid) = {
+        let st = target.state.lock().unwrap();
+        (st.sid, st.ppid)
+    };
+    if target.tgid != me && tppid != me {
+        return Err(Errno::ESRCH);
+    }
+    let my_sid = t.task.tg.state.lock().unwrap().sid;
+    if tsid != my_sid || tsid == target.tgid {
+        return Err(Errno::EPERM);
+    }
+    let pgid = if pgid == 0 { target.tgid } else { pgid };
+    if pgid != target.tgid {
+        // Joining an existing group: it must exist in the same session.
+        let tree = t.kernel().tree.lock().unwrap();
+        let ok = tree.groups.values().any(|g| {
+            let s = g.state.lock().unwrap();
+            s.pgid == pgid && s.sid == my_sid
+        });
+        if !ok {
+            return Err(Errno::EPERM);
+        }
+    }
+    target.state.lock().unwrap().pgid = pgid;
+    Ok(0)
+}
+
+fn sys_getpgid(t: &mut TaskCtx, a: &super::Args) -> SysResult<u64> {
+    Ok(group_of(t, a[0] as i32)?.state.lock().unwrap().pgid as u64)
+}
+
+fn sys_getpgrp(t: &mut TaskCtx, _a: &super::Args) -> SysResult<u64> {
+    Ok(t.task.tg.state.lock().unwrap().pgid as u64)
+}
+
+fn sys_setsid(t: &mut TaskCtx, _a: &super::Args) -> SysResult<u64> {
+    let me = t.tgid();
+    let tree = t.kernel().tree.lock().unwrap();
+    // A process-group leader cannot start a session.
+    if tree.groups.values().any(|g| g.tgid != me && g.state.lock().unwrap().pgid == me) {
+        return Err(Errno::EPERM);
+    }
+    drop(tree);
+    let mut st = t.task.tg.state.lock().unwrap();
+    if st.pgid == me {
+        return Err(Errno::EPERM);
+    }
+    st.pgid = me;
+    st.sid = me;
+    Ok(me as u64)
+}
+
+fn sys_getsid(t: &mut TaskCtx, a: &super::Args) -> SysResult<u64> {
+    Ok(group_of(t, a[0] as i32)?.state.lock().unwrap().sid as u64)
+}
+
+#[allow(dead_code)]
+fn describe(e: Errno) -> String {
+    errno_text(e)
+}

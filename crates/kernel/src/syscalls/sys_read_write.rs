@@ -1,0 +1,318 @@
+//! Data transfer: read, write and their positional and vectored forms,
+//! lseek, sendfile, and readiness (poll, ppoll).
+
+use super::{Args, Entry};
+use crate::fs::events::{POLLERR, POLLHUP, POLLNVAL};
+use crate::fs::OpenFile;
+use crate::sys;
+use crate::task::TaskCtx;
+use crate::wait::WaitQueue;
+use crate::SysResult;
+use abi::types::{Iovec, PollFd, Pod, Timespec};
+use abi::Errno;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const SYSCALLS: &[Entry] = &[
+    sys!(READ, sys_read, [Int, Hex, Int], partial "at most 4 MiB per call (a short read)"),
+    sys!(WRITE, sys_write, [Int, Hex, Int], partial "at most 4 MiB per call (a short write)"),
+    sys!(PREAD64, sys_pread64, [Int, Hex, Int, Int]),
+    sys!(PWRITE64, sys_pwrite64, [Int, Hex, Int, Int]),
+    sys!(READV, sys_readv, [Int, Hex, Int]),
+    sys!(WRITEV, sys_writev, [Int, Hex, Int]),
+    sys!(LSEEK, sys_lseek, [Int, Int, Int]),
+    sys!(SENDFILE, sys_sendfile, [Int, Int, Hex, Int], partial "served by the sentry as read+write"),
+    sys!(POLL, sys_poll, [Hex, Int, Int], partial "an interrupted poll returns EINTR (Linux restarts it when the handler has SA_RESTART)"),
+    sys!(PPOLL, sys_ppoll, [Hex, Int, Hex, Hex, Int], partial "a signal mask argument is refused (EINVAL)"),
+];
+
+/// Most bytes moved by one read or write (Linux allows ~2 GiB; a shorter
+/// transfer is always legal and bounds the sentry's buffer).
+const MAX_IO: usize = 4 << 20;
+const IOV_MAX: u64 = 1024;
+
+fn readable_file(t: &TaskCtx, fd: i32) -> SysResult<Arc<OpenFile>> {
+    let f = t.files().get(fd)?;
+    if !f.readable() || f.flags() & libc::O_PATH as u32 != 0 {
+        return Err(Errno::EBADF);
+    }
+    Ok(f)
+}
+
+fn writable_file(t: &TaskCtx, fd: i32) -> SysResult<Arc<OpenFile>> {
+    let f = t.files().get(fd)?;
+    if !f.writable() || f.flags() & libc::O_PATH as u32 != 0 {
+        return Err(Errno::EBADF);
+    }
+    Ok(f)
+}
+
+fn io_len(count: u64) -> SysResult<usize> {
+    if (count as i64) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok((count as usize).min(MAX_IO))
+}
+
+fn sys_read(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let f = readable_file(t, a[0] as i32)?;
+    let mut buf = vec![0u8; io_len(a[2])?];
+    let n = f.ops.read(t, &f, &mut buf)?;
+    t.copy_out(a[1], &buf[..n])?;
+    Ok(n as u64)
+}
+
+fn sys_write(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let f = writable_file(t, a[0] as i32)?;
+    let buf = t.copy_in(a[1], io_len(a[2])?)?;
+    Ok(f.ops.write(t, &f, &buf)? as u64)
+}
+
+fn offset_arg(v: u64) -> SysResult<u64> {
+    if (v as i64) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(v)
+}
+
+fn sys_pread64(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let f = readable_file(t, a[0] as i32)?;
+    let off = offset_arg(a[3])?;
+    let mut buf = vec![0u8; io_len(a[2])?];
+    let n = f.ops.read_at(Some(t), &mut buf, off)?;
+    t.copy_out(a[1], &buf[..n])?;
+    Ok(n as u64)
+}
+
+fn sys_pwrite64(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let f = writable_file(t, a[0] as i32)?;
+    let off = offset_arg(a[3])?;
+    let buf = t.copy_in(a[1], io_len(a[2])?)?;
+    Ok(f.ops.write_at(t, &buf, off)? as u64)
+}
+
+fn read_iovecs(t: &TaskCtx, addr: u64, count: u64) -> SysResult<Vec<Iovec>> {
+    if count > IOV_MAX {
+        return Err(Errno::EINVAL);
+    }
+    let raw = t.copy_in(addr, count as usize * std::mem::size_of::<Iovec>())?;
+    let v: Vec<Iovec> = raw.chunks_exact(std::mem::size_of::<Iovec>()).map(Iovec::from_bytes).collect();
+    let mut total: u64 = 0;
+    for iov in &v {
+        total = total.checked_add(iov.len).filter(|&x| (x as i64) >= 0).ok_or(Errno::EINVAL)?;
+    }
+    Ok(v)
+}
+
+fn sys_readv(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let f = readable_file(t, a[0] as i32)?;
+    let iov = read_iovecs(t, a[1], a[2])?;
+    let total: u64 = iov.iter().map(|v| v.len).sum();
+    let mut buf = vec![0u8; (total as usize).min(MAX_IO)];
+    let n = f.ops.read(t, &f, &mut buf)?;
+    let mut done = 0;
+    for v in iov {
+        if done == n {
+            break;
+        }
+        let k = (v.len as usize).min(n - done);
+        t.copy_out(v.base, &buf[done..done + k])?;
+        done += k;
+    }
+    Ok(n as u64)
+}
+
+fn sys_writev(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let f = writable_file(t, a[0] as i32)?;
+    let iov = read_iovecs(t, a[1], a[2])?;
+    // One write of the gathered bytes keeps small writev calls to a pipe
+    // atomic, as on Linux.
+    let mut buf = Vec::new();
+    for v in iov {
+        let room = MAX_IO - buf.len();
+        if room == 0 {
+            break;
+        }
+        buf.extend(t.copy_in(v.base, (v.len as usize).min(room))?);
+    }
+    Ok(f.ops.write(t, &f, &buf)? as u64)
+}
+
+fn sys_lseek(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let f = t.files().get(a[0] as i32)?;
+    if f.flags() & libc::O_PATH as u32 != 0 {
+        return Err(Errno::EBADF);
+    }
+    f.ops.seek(&f, a[1] as i64, a[2] as i32)
+}
+
+fn sys_sendfile(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let (out_fd, in_fd, off_addr) = (a[0] as i32, a[1] as i32, a[2]);
+    let input = readable_file(t, in_fd)?;
+    let output = writable_file(t, out_fd)?;
+    if output.flags() & libc::O_APPEND as u32 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let count = io_len(a[3])?;
+    let mut pos: Option<u64> = if off_addr != 0 {
+        let o: i64 = t.read_obj(off_addr)?;
+        if o < 0 {
+            return Err(Errno::EINVAL);
+        }
+        Some(o as u64)
+    } else {
+        None
+    };
+    // Only a regular file is read more than once: a second read of a pipe
+    // could block after data was already moved.
+    let regular = input.ops.stat().map(|s| s.st_mode & libc::S_IFMT == libc::S_IFREG).unwrap_or(false);
+    let mut buf = vec![0u8; count.min(64 * 1024)];
+    let mut done = 0usize;
+    let result = loop {
+        if done == count {
+            break Ok(());
+        }
+        let want = buf.len().min(count - done);
+        let got = match pos {
+            Some(p) => input.ops.read_at(Some(t), &mut buf[..want], p),
+            None => input.ops.read(t, &input, &mut buf[..want]),
+        };
+        let got = match got {
+            Ok(0) => break Ok(()),
+            Ok(n) => n,
+            Err(e) => break Err(e),
+        };
+        let mut written = 0;
+        while written < got {
+            match output.ops.write(t, &output, &buf[written..got]) {
+                Ok(0) => break,
+                Ok(n) => written += n,
+                Err(e) => {
+                    if written == 0 && done == 0 {
+                        return Err(e);
+                    }
+                    break;
+                }
+            }
+        }
+        if let Some(p) = pos.as_mut() {
+            *p += written as u64;
+        } else if written < got {
+            // Put back what could not be written, when the input can seek.
+            let _ = input.ops.seek(&input, -((got - written) as i64), libc::SEEK_CUR);
+        }
+        done += written;
+        if written < got || got < want || !regular {
+            break Ok(());
+        }
+    };
+    if let Some(p) = pos {
+        t.write_obj(off_addr, &(p as i64))?;
+    }
+    match result {
+        Err(e) if done == 0 => Err(e),
+        _ => Ok(done as u64),
+    }
+}
+
+/// Fills each entry's `revents`; returns how many are non-zero.
+fn scan(fds: &mut [PollFd], files: &[Option<Arc<OpenFile>>]) -> usize {
+    let mut n = 0;
+    for (p, f) in fds.iter_mut().zip(files) {
+        p.revents = 0;
+        if p.fd < 0 {
+            continue;
+        }
+        let ev = match f {
+            None => POLLNVAL,
+            Some(f) => f.ops.readiness() & (p.events as u16 as u32 | POLLERR | POLLHUP),
+        };
+        p.revents = ev as i16;
+        if ev != 0 {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// poll(2) over `fds`: waits on the sentry wait queues of the files and,
+/// for files backed by host descriptors, on a host poll that includes the
+/// task's wake-up eventfd, so that both kinds and signals end the wait.
+fn do_poll(t: &TaskCtx, fds: &mut [PollFd], deadline: Option<Instant>, interrupted: Errno) -> SysResult<usize> {
+    let table = t.files();
+    let files: Vec<Option<Arc<OpenFile>>> = fds.iter().map(|p| if p.fd < 0 { None } else { table.get(p.fd).ok() }).collect();
+    let queues: Vec<&WaitQueue> = files.iter().flatten().filter_map(|f| f.ops.wait_queue()).collect();
+    let host: Vec<(i32, i16)> = fds.iter().zip(&files).filter_map(|(p, f)| f.as_ref().and_then(|f| f.ops.host_fd()).map(|h| (h, p.events))).collect();
+    let waiter = &t.task.waiter;
+    loop {
+        waiter.drain_event();
+        let seen = t.prepare_block(&queues);
+        let n = scan(fds, &files);
+        let expired = deadline.is_some_and(|d| Instant::now() >= d);
+        if n > 0 || expired {
+            for q in &queues {
+                q.unregister(waiter);
+            }
+            return Ok(n);
+        }
+        if host.is_empty() {
+            match t.block_since(&queues, seen, deadline) {
+                Ok(()) | Err(Errno::ETIMEDOUT) => continue,
+                Err(_) => return Err(interrupted),
+            }
+        }
+        if t.signal_pending() || t.task_exiting() {
+            for q in &queues {
+                q.unregister(waiter);
+            }
+            return Err(interrupted);
+        }
+        let mut pfds: Vec<libc::pollfd> = host.iter().map(|&(fd, ev)| libc::pollfd { fd, events: ev, revents: 0 }).collect();
+        pfds.push(libc::pollfd { fd: waiter.event_fd(), events: libc::POLLIN, revents: 0 });
+        let timeout = match deadline {
+            None => -1,
+            Some(d) => d.saturating_duration_since(Instant::now()).as_millis().min(i32::MAX as u128) as i32 + 1,
+        };
+        // SAFETY: pfds is a valid array of pfds.len() pollfds.
+        unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout) };
+        for q in &queues {
+            q.unregister(waiter);
+        }
+    }
+}
+
+fn poll_common(t: &TaskCtx, addr: u64, nfds: u64, deadline: Option<Instant>, interrupted: Errno) -> SysResult<u64> {
+    if nfds > t.files().limit as u64 {
+        return Err(Errno::EINVAL);
+    }
+    let size = std::mem::size_of::<PollFd>();
+    let raw = t.copy_in(addr, nfds as usize * size)?;
+    let mut fds: Vec<PollFd> = raw.chunks_exact(size).map(PollFd::from_bytes).collect();
+    let n = do_poll(t, &mut fds, deadline, interrupted)?;
+    let out: Vec<u8> = fds.iter().flat_map(|p| p.as_bytes().to_vec()).collect();
+    t.copy_out(addr, &out)?;
+    Ok(n as u64)
+}
+
+fn sys_poll(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let ms = a[2] as i32;
+    let deadline = if ms < 0 { None } else { Some(Instant::now() + Duration::from_millis(ms as u64)) };
+    poll_common(t, a[0], a[1], deadline, Errno::EINTR)
+}
+
+fn sys_ppoll(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    if a[3] != 0 {
+        t.kernel().report_unsupported_feature(abi::syscalls::nr::PPOLL, "a signal mask");
+        return Err(Errno::EINVAL);
+    }
+    let deadline = if a[2] == 0 {
+        None
+    } else {
+        let ts: Timespec = t.read_obj(a[2])?;
+        if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
+            return Err(Errno::EINVAL);
+        }
+        Some(Instant::now() + Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+    };
+    poll_common(t, a[0], a[1], deadline, Errno::ERESTARTNOHAND)
+}

@@ -1,0 +1,237 @@
+//! Signal system calls: dispositions, masks, sending, waiting, sigreturn.
+
+use super::{Args, Entry};
+use crate::sys;
+use crate::task::{TaskCtx, ThreadGroup};
+use crate::SysResult;
+use abi::signal::{self, code, SigSet};
+use abi::types::{KSigaction, SigaltStack, Siginfo};
+use abi::Errno;
+use std::sync::Arc;
+
+pub const SYSCALLS: &[Entry] = &[
+    sys!(RT_SIGACTION, sys_rt_sigaction, [Int, Hex, Hex, Int]),
+    sys!(RT_SIGPROCMASK, sys_rt_sigprocmask, [Int, Hex, Hex, Int]),
+    sys!(RT_SIGRETURN, sys_rt_sigreturn, []),
+    sys!(RT_SIGPENDING, sys_rt_sigpending, [Hex, Int]),
+    sys!(RT_SIGSUSPEND, sys_rt_sigsuspend, [Hex, Int]),
+    sys!(PAUSE, sys_pause, []),
+    sys!(SIGALTSTACK, sys_sigaltstack, [Hex, Hex]),
+    sys!(KILL, sys_kill, [Int, Int]),
+    sys!(TKILL, sys_tkill, [Int, Int]),
+    sys!(TGKILL, sys_tgkill, [Int, Int, Int]),
+];
+
+fn check_sigsetsize(n: u64) -> SysResult<()> {
+    if n != 8 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(())
+}
+
+fn valid_signo(s: i32) -> SysResult<()> {
+    if !(1..=signal::NSIG).contains(&s) {
+        return Err(Errno::EINVAL);
+    }
+    Ok(())
+}
+
+fn sys_rt_sigaction(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let signo = a[0] as i32;
+    valid_signo(signo)?;
+    check_sigsetsize(a[3])?;
+    let new = if a[1] != 0 { Some(t.read_obj::<KSigaction>(a[1])?) } else { None };
+    if new.is_some() && (signo == signal::SIGKILL || signo == signal::SIGSTOP) {
+        return Err(Errno::EINVAL);
+    }
+    let handlers = t.task.tg.handlers.lock().unwrap().clone();
+    let old = {
+        let mut h = handlers.lock().unwrap();
+        let old = h.get(signo);
+        if let Some(mut n) = new {
+            n.mask = SigSet(n.mask).blockable().0;
+            h.actions[(signo - 1) as usize] = n;
+        }
+        old
+    };
+    // Setting SIG_IGN discards what is pending (POSIX).
+    if let Some(n) = new {
+        if n.handler == abi::types::SIG_IGN || (n.handler == abi::types::SIG_DFL && signal::default_action(signo) == signal::DefaultAction::Ignore) {
+            t.task.tg.state.lock().unwrap().shared_pending.remove(signo);
+            t.task.signals.lock().unwrap().pending.remove(signo);
+        }
+    }
+    if a[2] != 0 {
+        t.write_obj(a[2], &old)?;
+    }
+    Ok(0)
+}
+
+fn sys_rt_sigprocmask(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    check_sigsetsize(a[3])?;
+    let how = a[0] as i32;
+    let set = if a[1] != 0 { Some(SigSet(t.read_obj::<u64>(a[1])?)) } else { None };
+    let old = {
+        let mut s = t.task.signals.lock().unwrap();
+        let old = s.mask;
+        if let Some(set) = set {
+            s.mask = match how {
+                libc::SIG_BLOCK => SigSet(old.0 | set.0),
+                libc::SIG_UNBLOCK => SigSet(old.0 & !set.0),
+                libc::SIG_SETMASK => set,
+                _ => return Err(Errno::EINVAL),
+            }
+            .blockable();
+        }
+        old
+    };
+    if a[2] != 0 {
+        t.write_obj(a[2], &old.0)?;
+    }
+    Ok(0)
+}
+
+fn sys_rt_sigreturn(t: &mut TaskCtx, _a: &Args) -> SysResult<u64> {
+    match crate::signal::sigreturn(t) {
+        Ok(rax) => Ok(rax),
+        Err(_) => {
+            crate::signal::force(t, Siginfo::fault(signal::SIGSEGV, code::SI_KERNEL, 0));
+            Ok(t.cpu.regs.rax)
+        }
+    }
+}
+
+fn sys_rt_sigpending(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    check_sigsetsize(a[1])?;
+    let mine = t.task.signals.lock().unwrap().pending.set.0;
+    let shared = t.task.tg.state.lock().unwrap().shared_pending.set.0;
+    let mask = t.task.signals.lock().unwrap().mask.0;
+    t.write_obj(a[0], &((mine | shared) & mask))?;
+    Ok(0)
+}
+
+fn sys_rt_sigsuspend(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    check_sigsetsize(a[1])?;
+    let mask = SigSet(t.read_obj::<u64>(a[0])?).blockable();
+    {
+        let mut s = t.task.signals.lock().unwrap();
+        s.saved_mask = Some(s.mask);
+        s.mask = mask;
+    }
+    wait_for_signal(t)
+}
+
+fn sys_pause(t: &mut TaskCtx, _a: &Args) -> SysResult<u64> {
+    wait_for_signal(t)
+}
+
+/// Sleeps until a signal is delivered; the call then fails with EINTR
+/// (ERESTARTNOHAND: restarted if no handler runs).
+fn wait_for_signal(t: &mut TaskCtx) -> SysResult<u64> {
+    loop {
+        match t.block(&[], None) {
+            Err(e) if e == Errno::ERESTARTSYS => return Err(Errno::ERESTARTNOHAND),
+            Err(e) => return Err(e),
+            Ok(()) => {}
+        }
+    }
+}
+
+fn sys_sigaltstack(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let new = if a[0] != 0 { Some(t.read_obj::<SigaltStack>(a[0])?) } else { None };
+    let rsp = t.cpu.regs.rsp;
+    let old = t.task.signals.lock().unwrap().altstack;
+    let on = old.ss_size > 0 && rsp > old.ss_sp && rsp <= old.ss_sp + old.ss_size;
+    if a[1] != 0 {
+        let mut o = old;
+        o.ss_flags = if on { 1 } else if old.ss_size == 0 { 2 } else { 0 };
+        t.write_obj(a[1], &o)?;
+    }
+    if let Some(n) = new {
+        if on {
+            return Err(Errno::EPERM);
+        }
+        const SS_DISABLE: i32 = 2;
+        let st = if n.ss_flags & SS_DISABLE != 0 {
+            SigaltStack::default()
+        } else {
+            if n.ss_flags & !(SS_DISABLE | (1 << 31)) != 0 {
+                return Err(Errno::EINVAL);
+            }
+            if n.ss_size < 2048 {
+                return Err(Errno::ENOMEM);
+            }
+            SigaltStack { ss_flags: 0, ..n }
+        };
+        t.task.signals.lock().unwrap().altstack = st;
+    }
+    Ok(0)
+}
+
+fn sys_kill(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let (pid, signo) = (a[0] as i32, a[1] as i32);
+    if signo != 0 {
+        valid_signo(signo)?;
+    }
+    let kernel = t.kernel().clone();
+    let me = t.tgid();
+    let targets: Vec<Arc<ThreadGroup>> = {
+        let tree = kernel.tree.lock().unwrap();
+        let alive = |g: &&Arc<ThreadGroup>| g.state.lock().unwrap().zombie.is_none();
+        match pid {
+            p if p > 0 => tree.groups.get(&p).into_iter().cloned().collect(),
+            0 => {
+                let pg = t.task.tg.state.lock().unwrap().pgid;
+                tree.groups.values().filter(alive).filter(|g| g.state.lock().unwrap().pgid == pg).cloned().collect()
+            }
+            -1 => tree.groups.values().filter(alive).filter(|g| g.tgid != 1 && g.tgid != me).cloned().collect(),
+            p => tree.groups.values().filter(alive).filter(|g| g.state.lock().unwrap().pgid == -p).cloned().collect(),
+        }
+    };
+    if targets.is_empty() {
+        return Err(Errno::ESRCH);
+    }
+    if signo == 0 {
+        return Ok(0);
+    }
+    for g in targets {
+        // Init only receives signals it has a handler for (it cannot be
+        // killed from inside by default actions, as Linux's PID namespace init).
+        if g.tgid == 1 && signo != 0 {
+            let h = g.handlers.lock().unwrap().clone();
+            if h.lock().unwrap().get(signo).handler == abi::types::SIG_DFL && me != 1 {
+                continue;
+            }
+        }
+        crate::signal::send_to_group(&kernel, &g, Siginfo::from_user(signo, code::SI_USER, me, 0));
+    }
+    Ok(0)
+}
+
+fn send_to_thread(t: &TaskCtx, tgid: Option<i32>, tid: i32, signo: i32) -> SysResult<u64> {
+    if tid <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    if signo != 0 {
+        valid_signo(signo)?;
+    }
+    let target = t.kernel().task(tid).ok_or(Errno::ESRCH)?;
+    if tgid.is_some_and(|g| g != target.tgid()) {
+        return Err(Errno::ESRCH);
+    }
+    if signo != 0 {
+        crate::signal::send_to_task(&target, Siginfo::from_user(signo, code::SI_TKILL, t.tgid(), 0));
+    }
+    Ok(0)
+}
+
+fn sys_tkill(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    send_to_thread(t, None, a[0] as i32, a[1] as i32)
+}
+
+fn sys_tgkill(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    if (a[0] as i32) <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    send_to_thread(t, Some(a[0] as i32), a[1] as i32, a[2] as i32)
+}

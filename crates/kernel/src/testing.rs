@@ -1,0 +1,96 @@
+//! Support for tests and benchmarks: minimal static x86-64 executables
+//! built in memory, and a sentry booted in-process over a directory.
+
+use crate::{Kernel, KernelConfig, LaunchSpec};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Where [`elf`] loads its code.
+pub const LOAD_ADDR: u64 = 0x40_0000;
+const HEADERS: usize = 64 + 56;
+
+/// A static ELF executable whose single read+execute segment holds `code`,
+/// entered at its first byte.
+pub fn elf(code: &[u8]) -> Vec<u8> {
+    let size = (HEADERS + code.len()) as u64;
+    let mut e = Vec::with_capacity(size as usize);
+    e.extend_from_slice(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0");
+    e.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+    e.extend_from_slice(&62u16.to_le_bytes()); // EM_X86_64
+    e.extend_from_slice(&1u32.to_le_bytes());
+    e.extend_from_slice(&(LOAD_ADDR + HEADERS as u64).to_le_bytes()); // entry
+    e.extend_from_slice(&64u64.to_le_bytes()); // phoff
+    e.extend_from_slice(&0u64.to_le_bytes()); // shoff
+    e.extend_from_slice(&0u32.to_le_bytes()); // flags
+    for v in [64u16, 56, 1, 64, 0, 0] {
+        e.extend_from_slice(&v.to_le_bytes()); // ehsize, phentsize, phnum, shentsize, shnum, shstrndx
+    }
+    e.extend_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+    e.extend_from_slice(&5u32.to_le_bytes()); // PF_R | PF_X
+    e.extend_from_slice(&0u64.to_le_bytes()); // offset
+    e.extend_from_slice(&LOAD_ADDR.to_le_bytes()); // vaddr
+    e.extend_from_slice(&LOAD_ADDR.to_le_bytes()); // paddr
+    e.extend_from_slice(&size.to_le_bytes()); // filesz
+    e.extend_from_slice(&size.to_le_bytes()); // memsz
+    e.extend_from_slice(&4096u64.to_le_bytes()); // align
+    e.extend_from_slice(code);
+    e
+}
+
+/// Machine code: `n` (>= 1) getppid system calls, then exit_group(status).
+pub fn getppid_loop(n: u64, status: u8) -> Vec<u8> {
+    assert!(n >= 1);
+    let mut c = vec![0x49, 0xbc]; // mov r12, imm64
+    c.extend_from_slice(&n.to_le_bytes());
+    c.extend_from_slice(&[0xb8, 110, 0, 0, 0]); // loop: mov eax, SYS_getppid
+    c.extend_from_slice(&[0x0f, 0x05]); // syscall
+    c.extend_from_slice(&[0x49, 0xff, 0xcc]); // dec r12
+    c.extend_from_slice(&[0x75, 0xf4]); // jnz loop
+    c.extend_from_slice(&[0xb8, 231, 0, 0, 0]); // mov eax, SYS_exit_group
+    c.extend_from_slice(&[0xbf, status, 0, 0, 0]); // mov edi, status
+    c.extend_from_slice(&[0x0f, 0x05]); // syscall
+    c
+}
+
+fn dev_null() -> OwnedFd {
+    let fd = nix::fcntl::open("/dev/null", nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()).expect("open /dev/null");
+    // SAFETY: open just returned this descriptor.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// Boots a sentry over `root` on the ptrace platform and runs `argv` as
+/// init with stdio on /dev/null; returns its exit status.
+pub fn run_in_process(root: &Path, argv: &[&str]) -> Result<crate::task::ExitStatus, String> {
+    let memfile = Arc::new(memfile::MemoryFile::new(1 << 30).map_err(|e| e.to_string())?);
+    let platform = Arc::new(platform::ptrace::PtracePlatform::new(memfile.fd()).map_err(|e| e.to_string())?);
+    let root_fd = nix::fcntl::open(root, nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()).map_err(|e| e.to_string())?;
+    // SAFETY: open just returned this descriptor.
+    let root_fd = unsafe { OwnedFd::from_raw_fd(root_fd) };
+    let vfs = crate::fs::Vfs::new(root_fd, true).map_err(|e| e.to_string())?;
+    let kernel = Kernel::new(KernelConfig::default(), platform, memfile, vfs, Box::new(std::io::sink()));
+    let spec = LaunchSpec {
+        argv: argv.iter().map(|a| a.as_bytes().to_vec()).collect(),
+        envp: vec![b"PATH=/bin".to_vec()],
+        cwd: b"/".to_vec(),
+        stdio: [dev_null(), dev_null(), dev_null()],
+    };
+    let init = kernel.create_init(spec)?;
+    kernel.start(init);
+    let status = kernel.wait_init();
+    kernel.shutdown();
+    Ok(status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiny_elf_is_parseable() {
+        let e = elf(&getppid_loop(3, 7));
+        let h = goblin::elf::Elf::parse(&e).unwrap();
+        assert_eq!(h.entry, LOAD_ADDR + HEADERS as u64);
+        assert_eq!(h.program_headers.len(), 1);
+    }
+}

@@ -1,0 +1,80 @@
+//! The `boot` command line (the CLI's addon is its only caller).
+
+use std::os::fd::RawFd;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BootArgs {
+    pub control_fd: RawFd,
+    pub spec_fd: RawFd,
+    pub stdio_fds: [RawFd; 3],
+    pub platform: String,
+    pub strace: bool,
+    pub debug: bool,
+    pub die_with_parent: bool,
+}
+
+fn fd(flag: &str, v: &str) -> Result<RawFd, String> {
+    v.parse::<RawFd>().ok().filter(|&n| n >= 0).ok_or_else(|| format!("{flag}: {v:?} is not a file descriptor number"))
+}
+
+impl BootArgs {
+    pub fn parse(args: &[String]) -> Result<BootArgs, String> {
+        let mut control = None;
+        let mut spec = None;
+        let mut stdio = None;
+        let mut out = BootArgs { control_fd: -1, spec_fd: -1, stdio_fds: [-1; 3], platform: "ptrace".into(), strace: false, debug: false, die_with_parent: false };
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            let (flag, inline) = match a.split_once('=') {
+                Some((f, v)) => (f, Some(v.to_string())),
+                None => (a.as_str(), None),
+            };
+            let mut value = || inline.clone().or_else(|| it.next().cloned()).ok_or_else(|| format!("{flag} needs a value"));
+            match flag {
+                "--control-fd" => control = Some(fd(flag, &value()?)?),
+                "--spec-fd" => spec = Some(fd(flag, &value()?)?),
+                "--stdio-fds" => {
+                    let v = value()?;
+                    let parts: Vec<&str> = v.split(',').collect();
+                    if parts.len() != 3 {
+                        return Err(format!("--stdio-fds: expected three descriptors, got {v:?}"));
+                    }
+                    stdio = Some([fd(flag, parts[0])?, fd(flag, parts[1])?, fd(flag, parts[2])?]);
+                }
+                "--platform" => out.platform = value()?,
+                "--strace" => out.strace = true,
+                "--debug" => out.debug = true,
+                "--die-with-parent" => out.die_with_parent = true,
+                other => return Err(format!("unknown flag {other:?}")),
+            }
+        }
+        out.control_fd = control.ok_or("--control-fd is required")?;
+        out.spec_fd = spec.ok_or("--spec-fd is required")?;
+        out.stdio_fds = stdio.ok_or("--stdio-fds is required")?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn parses_both_flag_forms() {
+        let a = BootArgs::parse(&v("--control-fd 3 --spec-fd=4 --stdio-fds 5,6,7 --strace")).unwrap();
+        assert_eq!((a.control_fd, a.spec_fd, a.stdio_fds, a.strace), (3, 4, [5, 6, 7], true));
+        assert_eq!(a.platform, "ptrace");
+    }
+
+    #[test]
+    fn rejects_bad_input_naming_the_flag() {
+        assert!(BootArgs::parse(&v("--spec-fd 4 --stdio-fds 5,6,7")).unwrap_err().contains("--control-fd"));
+        assert!(BootArgs::parse(&v("--control-fd x --spec-fd 4 --stdio-fds 5,6,7")).unwrap_err().contains("--control-fd"));
+        assert!(BootArgs::parse(&v("--control-fd 3 --spec-fd 4 --stdio-fds 5,6")).unwrap_err().contains("three"));
+        assert!(BootArgs::parse(&v("--control-fd 3 --spec-fd 4 --stdio-fds 5,6,7 --bogus")).unwrap_err().contains("--bogus"));
+    }
+}

@@ -1,0 +1,196 @@
+//! The sandbox boot, in order: read the spec, open the root, build the
+//! memory file, platform and kernel, install the sentry's seccomp filter,
+//! then serve the control socket. The filter is in place before `create`
+//! loads any application code, so no application instruction ever runs in
+//! a process the filter does not cover.
+
+use crate::args::BootArgs;
+use crate::spec::Spec;
+use control::{Request, Response, WaitStatus};
+use kernel::task::ExitStatus;
+use kernel::{Kernel, KernelConfig, LaunchSpec};
+use memfile::MemoryFile;
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+
+/// Size of the sparse memory file: the most application memory one sandbox
+/// can address. Pages cost host memory only once touched.
+const MEMORY_FILE_SIZE: u64 = 64 << 30;
+
+/// Host signals forwarded to the container's init, as runc forwards the
+/// signals its foreground process receives.
+const FORWARDED: [i32; 6] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2];
+
+fn take_fd(fd: RawFd, what: &str) -> Result<OwnedFd, String> {
+    // SAFETY: F_GETFD only queries the descriptor.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return Err(format!("{what} descriptor {fd} is not open"));
+    }
+    // SAFETY: the descriptor was donated to this process for this purpose and
+    // nothing else owns it.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: sets FD_CLOEXEC on a descriptor we own.
+    unsafe { libc::fcntl(owned.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
+    Ok(owned)
+}
+
+fn block_forwarded_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; the libc calls initialise and use it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in FORWARDED {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+fn host_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("MemTotal:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+        .map(|kb| kb * 1024)
+        .unwrap_or(2 << 30)
+}
+
+pub fn run(args: BootArgs) -> Result<(), String> {
+    if args.die_with_parent {
+        // SAFETY: prctl with integer arguments.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+        // SAFETY: getppid has no preconditions.
+        if unsafe { libc::getppid() } == 1 {
+            return Err("parent exited before the sandbox started".into());
+        }
+    }
+    let control = take_fd(args.control_fd, "control")?;
+    let mut spec_file = std::fs::File::from(take_fd(args.spec_fd, "spec")?);
+    let stdio = [take_fd(args.stdio_fds[0], "stdin")?, take_fd(args.stdio_fds[1], "stdout")?, take_fd(args.stdio_fds[2], "stderr")?];
+    let mut text = Vec::new();
+    spec_file.read_to_end(&mut text).map_err(|e| format!("reading the spec: {e}"))?;
+    drop(spec_file);
+    let spec = Spec::parse(&text)?;
+    let root = spec.root.as_ref().unwrap();
+    let root_fd = nix::fcntl::open(root.path.as_str(), nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+        .map_err(|e| format!("root.path {:?}: {}", root.path, e.desc()))?;
+    // SAFETY: open just returned this descriptor.
+    let root_fd = unsafe { OwnedFd::from_raw_fd(root_fd) };
+
+    let log_fd = stdio[2].try_clone().map_err(|e| format!("dup stderr: {e}"))?;
+    let log: Box<dyn std::io::Write + Send> = Box::new(std::fs::File::from(log_fd));
+
+    let sigset = block_forwarded_signals();
+    let memfile = Arc::new(MemoryFile::new(MEMORY_FILE_SIZE).map_err(|e| format!("memory file: {e}"))?);
+    let platform: Arc<dyn platform::Platform> = match args.platform.as_str() {
+        "ptrace" => Arc::new(platform::ptrace::PtracePlatform::new(memfile.fd()).map_err(|e| format!("ptrace platform: {e}"))?),
+        other => return Err(format!("unknown platform {other:?} (valid: ptrace)")),
+    };
+    let vfs = kernel::fs::Vfs::new(root_fd, root.readonly).map_err(|e| format!("root filesystem: {e}"))?;
+    let config = KernelConfig {
+        hostname: spec.hostname.clone().unwrap_or_else(|| "veil".into()),
+        strace: args.strace,
+        total_memory: host_memory(),
+        ..KernelConfig::default()
+    };
+    let kernel = Kernel::new(config, platform, memfile, vfs, log);
+    if args.debug {
+        kernel.log_line(&format!("veil: sandbox {} on platform {}", std::process::id(), args.platform));
+    }
+    spawn_signal_forwarder(kernel.clone(), sigset);
+
+    if std::env::var_os("VEIL_UNSAFE_NO_SECCOMP").is_none() {
+        let filter = seccomp::sentry_filter().map_err(|e| format!("seccomp filter: {e}"))?;
+        seccomp::install(&filter).map_err(|e| format!("installing the seccomp filter: {e}"))?;
+    } else {
+        kernel.log_line("veil: WARNING: the sentry runs without its seccomp filter");
+    }
+
+    let process = spec.process.unwrap();
+    let mut launch = Some(LaunchSpec {
+        argv: process.args.iter().map(|a| a.as_bytes().to_vec()).collect(),
+        envp: process.env.iter().map(|a| a.as_bytes().to_vec()).collect(),
+        cwd: process.cwd.into_bytes(),
+        stdio,
+    });
+    let mut init = None;
+    // Replies go out under one lock: `wait` answers from its own thread so
+    // that requests sent meanwhile (a forwarded signal) are still served.
+    let control = Arc::new(control);
+    let reply = Arc::new(std::sync::Mutex::new(()));
+    let send = |resp: &Response| {
+        let _g = reply.lock().unwrap();
+        control::send(&*control, resp).is_ok()
+    };
+    loop {
+        let req: Request = match control::recv(&*control) {
+            Ok(r) => r,
+            Err(control::ControlError::Closed) => break,
+            Err(e) => return Err(e.to_string()),
+        };
+        let resp = match req {
+            Request::Create => match launch.take() {
+                None => Response::Error { message: "container already created".into() },
+                Some(l) => match kernel.create_init(l) {
+                    Ok(t) => {
+                        init = Some(t);
+                        Response::Ok
+                    }
+                    Err(message) => Response::Error { message },
+                },
+            },
+            Request::Start => match init.take() {
+                Some(t) => {
+                    kernel.start(t);
+                    Response::Ok
+                }
+                None => Response::Error { message: "container is not created or already started".into() },
+            },
+            Request::Wait => {
+                let (k, c, r) = (kernel.clone(), control.clone(), reply.clone());
+                std::thread::spawn(move || {
+                    let resp = Response::Waited(wait_status(k.wait_init()));
+                    let _g = r.lock().unwrap();
+                    let _ = control::send(&*c, &resp);
+                });
+                continue;
+            }
+            Request::Signal { signo, all } => match kernel.signal(signo, all) {
+                Ok(()) => Response::Ok,
+                Err(message) => Response::Error { message },
+            },
+            Request::State => Response::State(control::SandboxState {
+                status: if kernel.init_status().is_some() { "stopped".into() } else { "running".into() },
+                pids: kernel.proc_list(),
+            }),
+        };
+        if !send(&resp) {
+            break;
+        }
+    }
+    kernel.shutdown();
+    Ok(())
+}
+
+fn wait_status(s: ExitStatus) -> WaitStatus {
+    match s {
+        ExitStatus::Exited(c) => WaitStatus { exit_code: Some(c), signal: None },
+        ExitStatus::Signaled { signo, .. } => WaitStatus { exit_code: None, signal: Some(signo) },
+    }
+}
+
+/// Forwards the host signals the sandbox process receives to the init
+/// process inside.
+fn spawn_signal_forwarder(kernel: Arc<Kernel>, set: libc::sigset_t) {
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || loop {
+            let mut sig: libc::c_int = 0;
+            // SAFETY: `set` is an initialised sigset and `sig` a valid out-pointer.
+            if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
+                let _ = kernel.signal(sig, false);
+            }
+        })
+        .expect("spawning the signal thread");
+}
