@@ -9,7 +9,7 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::time::{Duration, Instant};
 use veil_kernel::testing;
-use veil_platform::ptrace::raw::RawTracee;
+use platform::ptrace::raw::RawTracee;
 
 fn raw(c: &mut Criterion) {
     let tracee = RawTracee::new();
