@@ -116,4 +116,15 @@ describe('the sentry is a kernel, not a pass-through', () => {
     assert.match(r.stderr, /getppid\(\) = 0\b/);
     assert.match(r.stderr, /write\(1, .*\) = 2\b/);
   });
+
+  test('an unimplemented syscall gets ENOSYS and is reported once, by name', async () => {
+    // glibc registers rseq at every exec; the sentry does not implement it.
+    const r = await veil(['do', '--strace', '--', busybox, 'sh', '-c', `${busybox} true; ${busybox} true; echo done`]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, 'done\n');
+    const served = r.stderr.match(/rseq\(.*\) = -1 ENOSYS \(38\)/g) ?? [];
+    assert.ok(served.length >= 3, `rseq should fail with ENOSYS at each of the 3 execs:\n${r.stderr}`);
+    const reports = r.stderr.match(/^veil: unsupported syscall rseq \(334\)$/gm) ?? [];
+    assert.equal(reports.length, 1, r.stderr);
+  });
 });
