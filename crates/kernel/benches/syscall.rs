@@ -13,17 +13,7 @@ use platform::ptrace::raw::RawTracee;
 
 fn raw(c: &mut Criterion) {
     let tracee = RawTracee::new();
-    // SAFETY: plain data, zero is valid.
-    let mut regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
-    c.bench_function("raw_sysemu_round_trip", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                tracee.round_trip(&mut regs);
-            }
-            start.elapsed()
-        })
-    });
+    c.bench_function("raw_sysemu_round_trip", |b| b.iter_custom(|iters| tracee.time_round_trips(iters)));
 }
 
 fn sentry(c: &mut Criterion) {

@@ -20,17 +20,7 @@ use veil_platform::{AddressSpace, Context, CpuState, Exit, Perms, Platform, Regs
 
 fn raw(c: &mut Criterion) {
     let tracee = RawTracee::new();
-    // SAFETY: plain data, zero is valid.
-    let mut regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
-    c.bench_function("raw_sysemu_round_trip", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                tracee.round_trip(&mut regs);
-            }
-            start.elapsed()
-        })
-    });
+    c.bench_function("raw_sysemu_round_trip", |b| b.iter_custom(|iters| tracee.time_round_trips(iters)));
 }
 
 fn platform(c: &mut Criterion) {

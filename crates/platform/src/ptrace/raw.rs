@@ -72,6 +72,19 @@ impl RawTracee {
     }
 }
 
+impl RawTracee {
+    /// Runs `n` round trips and returns how long they took.
+    pub fn time_round_trips(&self, n: u64) -> std::time::Duration {
+        // SAFETY: plain data, zero is valid.
+        let mut regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
+        let start = std::time::Instant::now();
+        for _ in 0..n {
+            self.round_trip(&mut regs);
+        }
+        start.elapsed()
+    }
+}
+
 impl Drop for RawTracee {
     fn drop(&mut self) {
         // SAFETY: our child; reaping it.
