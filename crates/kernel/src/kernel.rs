@@ -382,6 +382,7 @@ impl ThreadGroup {
             exe: Mutex::new(exe),
             start_time: Instant::now(),
             vfork_done: WaitQueue::new(),
+            signal_events: WaitQueue::new(),
         })
     }
 }

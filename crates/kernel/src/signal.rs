@@ -83,6 +83,22 @@ pub struct SignalState {
     pub saved_mask: Option<SigSet>,
 }
 
+/// Takes a pending signal in `set` (thread's own first, then the
+/// process's), for signalfd reads and rt_sigtimedwait.
+pub fn dequeue_in(t: &Task, set: SigSet) -> Option<Siginfo> {
+    let not_set = SigSet(!set.0);
+    if let Some(i) = t.signals.lock().unwrap().pending.dequeue(not_set) {
+        return Some(i);
+    }
+    t.tg.state.lock().unwrap().shared_pending.dequeue(not_set)
+}
+
+/// The signals pending for `t` (thread and process).
+pub fn pending_set(t: &Task) -> SigSet {
+    let mine = t.signals.lock().unwrap().pending.set.0;
+    SigSet(mine | t.tg.state.lock().unwrap().shared_pending.set.0)
+}
+
 /// Whether `t` has a signal it would act on now.
 pub fn has_deliverable(t: &Task) -> bool {
     let s = t.signals.lock().unwrap();
@@ -100,6 +116,7 @@ pub fn send_to_task(t: &Arc<Task>, info: Siginfo) {
     let handlers = t.tg.handlers.lock().unwrap().clone();
     if prepare_send(&t.kernel, &t.tg, info.signo, &handlers.lock().unwrap()) {
         t.signals.lock().unwrap().pending.enqueue(info);
+        t.tg.signal_events.notify_all();
     }
     t.kick();
 }
@@ -115,6 +132,7 @@ pub fn send_to_group(kernel: &Kernel, tg: &Arc<ThreadGroup>, info: Siginfo) {
     };
     if queue {
         tg.state.lock().unwrap().shared_pending.enqueue(info);
+        tg.signal_events.notify_all();
     }
     // Wake a thread that does not block it (all of them for SIGKILL).
     let target = threads.iter().find(|t| !t.signals.lock().unwrap().mask.contains(info.signo));

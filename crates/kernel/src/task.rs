@@ -70,6 +70,9 @@ pub struct ThreadGroup {
     pub start_time: Instant,
     /// Woken when a vfork child execs or exits.
     pub vfork_done: WaitQueue,
+    /// Woken whenever a signal is queued for the process or one of its
+    /// threads (signalfd readiness).
+    pub signal_events: WaitQueue,
 }
 
 pub struct Task {
