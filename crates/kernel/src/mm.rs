@@ -42,7 +42,7 @@ impl MemObject {
     }
 
     /// Frees the pages in `[start, end)` of the object.
-    fn release(&self, start: u64, end: u64) {
+    pub fn release(&self, start: u64, end: u64) {
         let freed: Vec<u64> = {
             let mut p = self.pages.lock().unwrap();
             let keys: Vec<u64> = p.range(start..end).map(|(&k, _)| k).collect();
@@ -53,6 +53,69 @@ impl MemObject {
 
     fn resident_pages(&self) -> u64 {
         self.pages.lock().unwrap().len() as u64
+    }
+
+    /// The memory-file page holding object offset `off` (page-aligned),
+    /// allocated zeroed if absent.
+    fn page(&self, pages: &mut BTreeMap<u64, u64>, off: u64) -> SysResult<u64> {
+        if let Some(&f) = pages.get(&off) {
+            return Ok(f);
+        }
+        let r = self.memfile.allocate(PAGE_SIZE).map_err(|_| Errno::ENOSPC)?;
+        pages.insert(off, r.start);
+        Ok(r.start)
+    }
+
+    /// Copies object bytes at `off` into `buf`; absent pages read as zeros.
+    /// (The caller bounds reads by the file size.)
+    pub fn read_at(&self, off: u64, buf: &mut [u8]) {
+        let pages = self.pages.lock().unwrap();
+        let mut done = 0usize;
+        while done < buf.len() {
+            let at = off + done as u64;
+            let in_page = (at % PAGE_SIZE) as usize;
+            let n = (PAGE_SIZE as usize - in_page).min(buf.len() - done);
+            match pages.get(&page_down(at)) {
+                Some(&f) => self.memfile.read(f + in_page as u64, &mut buf[done..done + n]),
+                None => buf[done..done + n].fill(0),
+            }
+            done += n;
+        }
+    }
+
+    /// Writes `data` at object offset `off`, allocating pages as needed.
+    pub fn write_at(&self, off: u64, data: &[u8]) -> SysResult<()> {
+        let mut pages = self.pages.lock().unwrap();
+        let mut done = 0usize;
+        while done < data.len() {
+            let at = off + done as u64;
+            let in_page = (at % PAGE_SIZE) as usize;
+            let n = (PAGE_SIZE as usize - in_page).min(data.len() - done);
+            let f = self.page(&mut pages, page_down(at))?;
+            self.memfile.write(f + in_page as u64, &data[done..done + n]);
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Drops every page at or after `len` and zeroes the tail of the page
+    /// holding `len` (ftruncate).
+    pub fn truncate(&self, len: u64) {
+        let tail = len % PAGE_SIZE;
+        if tail != 0 {
+            let pages = self.pages.lock().unwrap();
+            if let Some(&f) = pages.get(&page_down(len)) {
+                let zeros = vec![0u8; (PAGE_SIZE - tail) as usize];
+                self.memfile.write(f + tail, &zeros);
+            }
+        }
+        let start = page_up(len).unwrap_or(u64::MAX);
+        self.release(start, u64::MAX);
+    }
+
+    /// Bytes of memory the object holds.
+    pub fn resident_bytes(&self) -> u64 {
+        self.resident_pages() * PAGE_SIZE
     }
 }
 

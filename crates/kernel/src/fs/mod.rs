@@ -93,6 +93,12 @@ pub trait FileOps: Send + Sync {
     }
     /// Called when the last descriptor referring to the description closes.
     fn release(&self) {}
+    /// For files whose data lives in the memory file (tmpfs): the object
+    /// holding it, which `mmap(MAP_SHARED)` maps directly so every mapping
+    /// and every read/write sees the same pages.
+    fn memory_object(&self) -> Option<Arc<crate::mm::MemObject>> {
+        None
+    }
 }
 
 /// An open file description (what `open` creates and `dup`/`fork` share).

@@ -11,7 +11,7 @@ use platform::Perms;
 
 pub const SYSCALLS: &[Entry] = &[
     sys!(BRK, sys_brk, [Hex]),
-    sys!(MMAP, sys_mmap, [Hex, Hex, Hex, Hex, Int, Hex], partial "MAP_SHARED file mappings are read-only copies; writable ones fail with ENODEV"),
+    sys!(MMAP, sys_mmap, [Hex, Hex, Hex, Hex, Int, Hex], partial "writable MAP_SHARED mappings need a file whose data the sentry holds (tmpfs, the overlay's upper layer); of a host file they fail with ENODEV"),
     sys!(MUNMAP, sys_munmap, [Hex, Hex]),
     sys!(MPROTECT, sys_mprotect, [Hex, Hex, Hex]),
     sys!(MADVISE, sys_madvise, [Hex, Hex, Int]),
@@ -88,9 +88,22 @@ fn sys_mmap(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
         if !file.readable() {
             return Err(Errno::EACCES);
         }
-        if shared && perms.contains(Perms::WRITE) {
-            t.kernel().report_unsupported_feature(abi::syscalls::nr::MMAP, "writable MAP_SHARED file mapping");
-            return Err(Errno::ENODEV);
+        if shared {
+            if let Some(obj) = file.ops.memory_object() {
+                // The file's own pages: every mapping shares them.
+                if perms.contains(Perms::WRITE) && !file.writable() {
+                    return Err(Errno::EACCES);
+                }
+                vma.obj = obj;
+                vma.obj_off = off;
+                vma.file = None;
+                mm.insert(vma)?;
+                return Ok(start);
+            }
+            if perms.contains(Perms::WRITE) {
+                t.kernel().report_unsupported_feature(abi::syscalls::nr::MMAP, "writable MAP_SHARED mapping of a host file");
+                return Err(Errno::ENODEV);
+            }
         }
         let st = file.ops.stat()?;
         if st.st_mode & libc::S_IFMT != libc::S_IFREG && st.st_mode & libc::S_IFMT != libc::S_IFBLK {
