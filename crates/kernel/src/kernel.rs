@@ -383,6 +383,7 @@ impl ThreadGroup {
             start_time: Instant::now(),
             vfork_done: WaitQueue::new(),
             signal_events: WaitQueue::new(),
+            real_timer: Default::default(),
         })
     }
 }
@@ -412,6 +413,7 @@ impl Task {
             context: Mutex::new(context),
             signals: Mutex::new(signals),
             attention: AtomicBool::new(false),
+            exit_requested: AtomicBool::new(false),
             clear_child_tid: AtomicU64::new(0),
             comm: Mutex::new([0; 16]),
             initial_cpu: Mutex::new(None),

@@ -14,6 +14,7 @@ pub mod signal;
 pub mod syscalls;
 pub mod task;
 pub mod testing;
+pub mod time;
 pub mod wait;
 
 pub use abi::Errno;

@@ -370,6 +370,63 @@ impl MemoryManager {
         Ok(())
     }
 
+    /// mremap(2): shrinks, grows in place, or moves an area (its pages move
+    /// with it: the object and offsets are kept, only the addresses change).
+    pub fn remap(&self, old: u64, old_len: u64, new_len: u64, may_move: bool, fixed: Option<u64>) -> SysResult<u64> {
+        let mut m = self.inner.lock().unwrap();
+        let old_end = old.checked_add(old_len).ok_or(Errno::EINVAL)?;
+        Self::split_locked(&mut m, old);
+        Self::split_locked(&mut m, old_end);
+        let v = m.vmas.get(&old).cloned().ok_or(Errno::EFAULT)?;
+        if v.end != old_end {
+            // The range is not exactly one area (a hole or several areas).
+            return Err(Errno::EFAULT);
+        }
+        if fixed.is_none() && new_len <= old_len {
+            self.remove_locked(&mut m, old + new_len, old_end)?;
+            return Ok(old);
+        }
+        let new_end = old.checked_add(new_len).ok_or(Errno::ENOMEM)?;
+        let grow_in_place = fixed.is_none() && new_end <= self.max_addr && !m.vmas.range(old_end..new_end).any(|_| true);
+        if grow_in_place {
+            m.vmas.get_mut(&old).unwrap().end = old + new_len;
+            return Ok(old);
+        }
+        if !may_move {
+            return Err(Errno::ENOMEM);
+        }
+        let dest = match fixed {
+            Some(d) => {
+                if d % PAGE_SIZE != 0 || d.checked_add(new_len).is_none_or(|e| e > self.max_addr) || (d < old_end && old < d + new_len) {
+                    return Err(Errno::EINVAL);
+                }
+                self.remove_locked(&mut m, d, d + new_len)?;
+                d
+            }
+            None => {
+                drop(m);
+                let d = self.find_free(new_len).ok_or(Errno::ENOMEM)?;
+                m = self.inner.lock().unwrap();
+                d
+            }
+        };
+        // Take the area out without freeing its pages, then put it back at
+        // `dest` with the same object and offsets.
+        let mut moved = m.vmas.remove(&old).ok_or(Errno::EFAULT)?;
+        let mapped = m.mapped.intersect(old, old_end);
+        m.mapped.remove(old, old_end);
+        for (s, e) in mapped {
+            self.address_space.unmap(s, e - s).map_err(|_| Errno::ENOMEM)?;
+        }
+        if new_len < old_len && !moved.shared {
+            moved.obj.release(moved.obj_off + new_len, moved.obj_off + old_len);
+        }
+        moved.start = dest;
+        moved.end = dest + new_len;
+        m.vmas.insert(dest, moved);
+        Ok(dest)
+    }
+
     /// madvise(MADV_DONTNEED): private pages in the range are dropped and
     /// read back as zeros (or the file's contents) on the next touch.
     pub fn discard(&self, start: u64, end: u64) -> SysResult<()> {

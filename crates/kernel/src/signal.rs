@@ -208,7 +208,7 @@ const FPSTATE_SIZE: u64 = 512;
 pub fn deliver(t: &mut TaskCtx, restart: Option<Errno>) -> Disposition {
     let mut restart = restart;
     loop {
-        if t.task.tg.state.lock().unwrap().group_exit.is_some() {
+        if t.task.tg.state.lock().unwrap().group_exit.is_some() || t.task.exit_requested.load(Ordering::SeqCst) {
             return Disposition::Exit;
         }
         let info = {

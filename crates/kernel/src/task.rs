@@ -73,6 +73,8 @@ pub struct ThreadGroup {
     /// Woken whenever a signal is queued for the process or one of its
     /// threads (signalfd readiness).
     pub signal_events: WaitQueue,
+    /// ITIMER_REAL / alarm(2): SIGALRM on expiry.
+    pub real_timer: Arc<crate::time::SignalTimer>,
 }
 
 pub struct Task {
@@ -92,6 +94,8 @@ pub struct Task {
     /// Fast check for "something for this task to look at before it runs
     /// application code again" (a signal, an exit request).
     pub attention: AtomicBool,
+    /// Set when this one thread must exit (another thread called execve).
+    pub exit_requested: AtomicBool,
     pub clear_child_tid: AtomicU64,
     pub comm: Mutex<[u8; 16]>,
     /// The CPU state a new task starts with; taken by its host thread.
@@ -269,7 +273,7 @@ impl TaskCtx {
 
     /// True once the task's process is exiting (it must not block).
     pub fn task_exiting(&self) -> bool {
-        self.task.tg.state.lock().unwrap().group_exit.is_some()
+        self.task.exit_requested.load(Ordering::SeqCst) || self.task.tg.state.lock().unwrap().group_exit.is_some()
     }
 
     /// Sends a signal to this thread (e.g. SIGPIPE on a broken pipe).

@@ -16,6 +16,8 @@ pub mod sys_read_write;
 pub mod sys_file;
 pub mod sys_pipe;
 pub mod sys_futex;
+pub mod sys_timer;
+pub mod sys_fd;
 pub mod strace;
 
 pub type Args = [u64; 6];
@@ -70,6 +72,8 @@ fn families() -> Vec<&'static [Entry]> {
         sys_file::SYSCALLS,
         sys_pipe::SYSCALLS,
         sys_futex::SYSCALLS,
+        sys_timer::SYSCALLS,
+        sys_fd::SYSCALLS,
     ]
 }
 

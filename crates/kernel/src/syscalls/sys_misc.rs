@@ -34,6 +34,8 @@ pub const SYSCALLS: &[Entry] = &[
     sys!(SCHED_YIELD, sys_sched_yield, []),
     sys!(SCHED_GETAFFINITY, sys_sched_getaffinity, [Int, Int, Hex]),
     sys!(GETCPU, sys_getcpu, [Hex, Hex, Hex]),
+    sys!(TIMES, sys_times, [Hex], partial "CPU times are not accounted: reported as zero"),
+    sys!(GETRUSAGE, sys_getrusage, [Int, Hex], partial "CPU times and counters are not accounted: reported as zero"),
 ];
 
 /// Time since an arbitrary fixed point, like CLOCK_MONOTONIC.
@@ -340,5 +342,26 @@ fn sys_getcpu(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     if a[1] != 0 {
         t.copy_out(a[1], &0u32.to_le_bytes())?;
     }
+    Ok(0)
+}
+
+/// Clock ticks (100 Hz) since the sandbox booted.
+fn ticks(t: &TaskCtx) -> u64 {
+    (t.kernel().boot_time.elapsed().as_millis() / 10) as u64
+}
+
+fn sys_times(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    if a[0] != 0 {
+        t.copy_out(a[0], &[0u8; 32])?;
+    }
+    Ok(ticks(t))
+}
+
+fn sys_getrusage(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    match a[0] as i32 {
+        libc::RUSAGE_SELF | libc::RUSAGE_CHILDREN | libc::RUSAGE_THREAD => {}
+        _ => return Err(Errno::EINVAL),
+    }
+    t.write_obj(a[1], &abi::types::Rusage::default())?;
     Ok(0)
 }

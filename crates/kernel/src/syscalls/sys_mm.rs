@@ -15,6 +15,7 @@ pub const SYSCALLS: &[Entry] = &[
     sys!(MUNMAP, sys_munmap, [Hex, Hex]),
     sys!(MPROTECT, sys_mprotect, [Hex, Hex, Hex]),
     sys!(MADVISE, sys_madvise, [Hex, Hex, Int]),
+    sys!(MREMAP, sys_mremap, [Hex, Hex, Hex, Hex, Hex], partial "no MREMAP_DONTUNMAP; old_size 0 (duplicating a shared mapping) fails with EINVAL"),
 ];
 
 /// Lowest address an application may map (Linux's vm.mmap_min_addr).
@@ -157,4 +158,21 @@ fn sys_madvise(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
             Err(Errno::EINVAL)
         }
     }
+}
+
+fn sys_mremap(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let (old, old_len, new_len, flags, new_addr) = (a[0], a[1], a[2], a[3] as i32, a[4]);
+    if old % PAGE_SIZE != 0 || flags & !(libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let fixed = flags & libc::MREMAP_FIXED != 0;
+    if fixed && flags & libc::MREMAP_MAYMOVE == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let old_len = page_up(old_len).ok_or(Errno::EINVAL)?;
+    let new_len = page_up(new_len).ok_or(Errno::EINVAL)?;
+    if old_len == 0 || new_len == 0 {
+        return Err(Errno::EINVAL);
+    }
+    t.mm().remap(old, old_len, new_len, flags & libc::MREMAP_MAYMOVE != 0, fixed.then_some(new_addr))
 }

@@ -11,13 +11,15 @@ use abi::Errno;
 use std::sync::{Arc, Mutex};
 
 pub const SYSCALLS: &[Entry] = &[
-    sys!(CLONE, sys_clone, [Hex, Hex, Hex, Hex, Hex], partial "threads (CLONE_THREAD) not yet; CLONE_VM without CLONE_THREAD copies memory"),
+    sys!(CLONE, sys_clone, [Hex, Hex, Hex, Hex, Hex], partial "CLONE_VM without CLONE_THREAD gives the child a copy of memory; namespaces flags ignored"),
+    sys!(CLONE3, sys_clone3, [Hex, Int], partial "as clone; no set_tid, cgroup or pidfd"),
     sys!(FORK, sys_fork, []),
     sys!(VFORK, sys_vfork, [], partial "the child gets a copy of the parent's memory, not a share"),
     sys!(EXECVE, sys_execve, [Str, Hex, Hex]),
     sys!(EXIT, sys_exit, [Int]),
     sys!(EXIT_GROUP, sys_exit_group, [Int]),
     sys!(WAIT4, sys_wait4, [Int, Hex, Hex, Hex], partial "WUNTRACED/WCONTINUED report nothing; rusage is zero"),
+    sys!(WAITID, sys_waitid, [Int, Int, Hex, Hex, Hex], partial "exits only (WSTOPPED/WCONTINUED events are not reported); no P_PIDFD"),
     sys!(GETPID, sys_getpid, []),
     sys!(GETPPID, sys_getppid, []),
     sys!(GETTID, sys_gettid, []),
@@ -56,21 +58,19 @@ fn sys_clone(t: &mut TaskCtx, a: &super::Args) -> SysResult<u64> {
 
 fn do_clone(t: &mut TaskCtx, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64) -> SysResult<u64> {
     let kernel = t.kernel().clone();
-    if flags & CLONE_THREAD != 0 {
-        kernel.report_unsupported_feature(abi::syscalls::nr::CLONE, "CLONE_THREAD");
-        return Err(Errno::EINVAL);
-    }
-    if flags & CLONE_SIGHAND != 0 && flags & CLONE_VM == 0 {
+    let thread = flags & CLONE_THREAD != 0;
+    // The combinations Linux rejects.
+    if (thread && flags & CLONE_SIGHAND == 0) || (flags & CLONE_SIGHAND != 0 && flags & CLONE_VM == 0) {
         return Err(Errno::EINVAL);
     }
     if kernel.shutting_down.load(std::sync::atomic::Ordering::SeqCst) || kernel.tree.lock().unwrap().tasks.len() >= kernel.config.max_tasks {
         return Err(Errno::EAGAIN);
     }
     let parent = t.task.clone();
-    // Memory: a copy (CLONE_VM without CLONE_THREAD is vfork-style; the
-    // child gets a copy and the parent waits, which is what vfork users
-    // other than posix_spawn observe).
-    let mm = t.mm().fork(&kernel).map_err(|_| Errno::ENOMEM)?;
+    // Memory: threads share it; a new process gets a copy (CLONE_VM without
+    // CLONE_THREAD is vfork-style: the child gets a copy and the parent
+    // waits until it execs or exits).
+    let mm = if thread { t.mm() } else { t.mm().fork(&kernel).map_err(|_| Errno::ENOMEM)? };
     let files = if flags & CLONE_FILES != 0 { parent.files() } else { parent.files().fork() };
     let fs = if flags & CLONE_FS != 0 { parent.fs() } else { Arc::new(Mutex::new(parent.fs().lock().unwrap().clone())) };
     let handlers = {
@@ -94,30 +94,47 @@ fn do_clone(t: &mut TaskCtx, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: 
     }
     let sigstate = {
         let s = parent.signals.lock().unwrap();
-        SignalState { mask: s.mask, altstack: s.altstack, ..Default::default() }
+        // A new thread shares nothing pending and starts without an alternate stack.
+        SignalState { mask: s.mask, altstack: if thread { Default::default() } else { s.altstack }, ..Default::default() }
     };
 
-    let (child, pid) = {
+    let (child, tid) = {
         let mut tree = kernel.tree.lock().unwrap();
-        let pid = tree.alloc_pid();
-        let pst = parent.tg.state.lock().unwrap();
-        let ppid = if flags & CLONE_PARENT != 0 { pst.ppid } else { parent.tgid() };
-        let tg = ThreadGroup::new(pid, ppid, pst.pgid, pst.sid, parent.tg.cmdline.lock().unwrap().clone(), parent.tg.exe.lock().unwrap().clone());
-        drop(pst);
-        let child = Task::new(&kernel, pid, &tg, mm.clone(), files, fs, handlers, sigstate).map_err(|_| Errno::EAGAIN)?;
+        let tid = tree.alloc_pid();
+        let tg = if thread {
+            parent.tg.state.lock().unwrap().threads.push(tid);
+            parent.tg.clone()
+        } else {
+            let pst = parent.tg.state.lock().unwrap();
+            let ppid = if flags & CLONE_PARENT != 0 { pst.ppid } else { parent.tgid() };
+            let tg = ThreadGroup::new(tid, ppid, pst.pgid, pst.sid, parent.tg.cmdline.lock().unwrap().clone(), parent.tg.exe.lock().unwrap().clone());
+            drop(pst);
+            if let Some(p) = tree.groups.get(&ppid) {
+                p.state.lock().unwrap().children.push(tid);
+            }
+            tree.groups.insert(tid, tg.clone());
+            tg
+        };
+        let child = match Task::new(&kernel, tid, &tg, mm.clone(), files, fs, handlers, sigstate) {
+            Ok(c) => c,
+            Err(_) => {
+                if thread {
+                    tg.state.lock().unwrap().threads.retain(|&x| x != tid);
+                } else {
+                    tree.groups.remove(&tid);
+                }
+                return Err(Errno::EAGAIN);
+            }
+        };
         child.set_comm(parent.comm_string().as_bytes());
-        tree.groups.insert(pid, tg);
-        tree.tasks.insert(pid, child.clone());
-        if let Some(p) = tree.groups.get(&ppid) {
-            p.state.lock().unwrap().children.push(pid);
-        }
-        (child, pid)
+        tree.tasks.insert(tid, child.clone());
+        (child, tid)
     };
     if flags & CLONE_PARENT_SETTID != 0 {
-        t.copy_out(ptid, &(pid as u32).to_le_bytes())?;
+        t.copy_out(ptid, &(tid as u32).to_le_bytes())?;
     }
     if flags & CLONE_CHILD_SETTID != 0 {
-        mm.copy_out(ctid, &(pid as u32).to_le_bytes())?;
+        mm.copy_out(ctid, &(tid as u32).to_le_bytes())?;
     }
     if flags & CLONE_CHILD_CLEARTID != 0 {
         child.clear_child_tid.store(ctid, std::sync::atomic::Ordering::SeqCst);
@@ -140,7 +157,33 @@ fn do_clone(t: &mut TaskCtx, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: 
             parent.tg.vfork_done.unregister(&parent.waiter);
         }
     }
-    Ok(pid as u64)
+    Ok(tid as u64)
+}
+
+/// clone3(2): `struct clone_args` translated to clone's arguments.
+fn sys_clone3(t: &mut TaskCtx, a: &super::Args) -> SysResult<u64> {
+    let size = a[1] as usize;
+    // CLONE_ARGS_SIZE_VER0 is 64 bytes; later versions add set_tid and cgroup.
+    if !(64..=4096).contains(&size) {
+        return Err(Errno::EINVAL);
+    }
+    let raw = t.copy_in(a[0], size)?;
+    let f = |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().unwrap());
+    let (flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls) = (f(0), f(1), f(2), f(3), f(4), f(5), f(6), f(7));
+    if raw.len() > 64 && raw[64..].iter().any(|&b| b != 0) {
+        // set_tid / cgroup: not supported.
+        t.kernel().report_unsupported_feature(abi::syscalls::nr::CLONE3, "set_tid/cgroup");
+        return Err(Errno::EINVAL);
+    }
+    if flags & libc::CLONE_PIDFD as u64 != 0 || pidfd != 0 {
+        t.kernel().report_unsupported_feature(abi::syscalls::nr::CLONE3, "CLONE_PIDFD");
+        return Err(Errno::EINVAL);
+    }
+    if exit_signal > 64 || flags & 0xff != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let top = if stack != 0 { stack + stack_size } else { 0 };
+    do_clone(t, flags | exit_signal, top, parent_tid, child_tid, tls)
 }
 
 /// Reads a NULL-terminated array of string pointers (argv, envp).
@@ -179,8 +222,9 @@ fn sys_execve(t: &mut TaskCtx, a: &super::Args) -> SysResult<u64> {
         Ok(i) => i,
         Err(e) => return Err(e.errno()),
     };
-    // Past the point of no return.
+    // Past the point of no return: the other threads of the process go.
     let task = t.task.clone();
+    end_other_threads(&task);
     let context = kernel.platform.new_context().map_err(|_| Errno::ENOMEM)?;
     *task.mm.lock().unwrap() = Some(mm);
     *task.context.lock().unwrap() = context;
@@ -206,6 +250,25 @@ fn sys_execve(t: &mut TaskCtx, a: &super::Args) -> SysResult<u64> {
     Ok(0)
 }
 
+/// execve in a multi-threaded process: every other thread exits first.
+fn end_other_threads(task: &Arc<Task>) {
+    let others: Vec<Arc<Task>> = {
+        let tree = task.kernel.tree.lock().unwrap();
+        let st = task.tg.state.lock().unwrap();
+        st.threads.iter().filter(|&&x| x != task.tid).filter_map(|x| tree.tasks.get(x).cloned()).collect()
+    };
+    if others.is_empty() {
+        return;
+    }
+    for o in &others {
+        o.exit_requested.store(true, std::sync::atomic::Ordering::SeqCst);
+        o.kick();
+    }
+    while task.tg.state.lock().unwrap().threads.len() > 1 {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
 fn sys_exit(t: &mut TaskCtx, a: &super::Args) -> SysResult<u64> {
     t.exit = Some(ExitStatus::Exited(a[0] as i32 & 0xff));
     Ok(0)
@@ -228,11 +291,9 @@ fn wait_matches(pid: i32, caller_pgid: i32, c: &ThreadGroup) -> bool {
     }
 }
 
-fn sys_wait4(t: &mut TaskCtx, a: &super::Args) -> SysResult<u64> {
-    let (pid, status_addr, options) = (a[0] as i32, a[1], a[2] as i32);
-    if options & !(libc::WNOHANG | libc::WUNTRACED | libc::WCONTINUED | libc::__WALL | libc::__WCLONE | libc::__WNOTHREAD) != 0 {
-        return Err(Errno::EINVAL);
-    }
+/// Waits for a child matching `pid` (wait4's convention) to exit; reaps
+/// it when `reap`. None when `nohang` and no child has exited yet.
+fn wait_for_child(t: &mut TaskCtx, pid: i32, nohang: bool, reap: bool) -> SysResult<Option<(i32, ExitStatus)>> {
     let kernel = t.kernel().clone();
     let me = t.task.tg.clone();
     loop {
@@ -247,27 +308,36 @@ fn sys_wait4(t: &mut TaskCtx, a: &super::Args) -> SysResult<u64> {
                 return Err(Errno::ECHILD);
             }
             let zombie = matching.iter().find_map(|c| c.state.lock().unwrap().zombie.map(|s| (c.tgid, s)));
-            if let Some((cpid, _)) = zombie {
+            if let (Some((cpid, _)), true) = (zombie, reap) {
                 tree.groups.remove(&cpid);
                 me.state.lock().unwrap().children.retain(|&x| x != cpid);
             }
             zombie
         };
-        if let Some((cpid, st)) = found {
+        if found.is_some() || nohang {
             me.child_events.unregister(&t.task.waiter);
+            return Ok(found);
+        }
+        t.block_since(&[&me.child_events], seen, None)?;
+    }
+}
+
+fn sys_wait4(t: &mut TaskCtx, a: &super::Args) -> SysResult<u64> {
+    let (pid, status_addr, options) = (a[0] as i32, a[1], a[2] as i32);
+    if options & !(libc::WNOHANG | libc::WUNTRACED | libc::WCONTINUED | libc::__WALL | libc::__WCLONE | libc::__WNOTHREAD) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    match wait_for_child(t, pid, options & libc::WNOHANG != 0, true)? {
+        Some((cpid, st)) => {
             if status_addr != 0 {
                 t.copy_out(status_addr, &st.wstatus().to_le_bytes())?;
             }
             if a[3] != 0 {
                 t.write_obj(a[3], &abi::types::Rusage::default())?;
             }
-            return Ok(cpid as u64);
+            Ok(cpid as u64)
         }
-        if options & libc::WNOHANG != 0 {
-            me.child_events.unregister(&t.task.waiter);
-            return Ok(0);
-        }
-        t.block_since(&[&me.child_events], seen, None)?;
+        None => Ok(0),
     }
 }
 
@@ -361,4 +431,52 @@ fn sys_getsid(t: &mut TaskCtx, a: &super::Args) -> SysResult<u64> {
 #[allow(dead_code)]
 fn describe(e: Errno) -> String {
     errno_text(e)
+}
+
+const P_ALL: u64 = 0;
+const P_PID: u64 = 1;
+const P_PGID: u64 = 2;
+const WNOWAIT: i32 = 0x0100_0000;
+
+/// waitid(2): like wait4, reporting through a siginfo.
+fn sys_waitid(t: &mut TaskCtx, a: &super::Args) -> SysResult<u64> {
+    let (idtype, id, infop, options) = (a[0], a[1] as i32, a[2], a[3] as i32);
+    if options & !(libc::WNOHANG | libc::WEXITED | libc::WSTOPPED | libc::WCONTINUED | WNOWAIT | libc::__WALL | libc::__WCLONE | libc::__WNOTHREAD) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if options & (libc::WEXITED | libc::WSTOPPED | libc::WCONTINUED) == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let pid = match idtype {
+        P_ALL => -1,
+        P_PID if id > 0 => id,
+        P_PGID if id >= 0 => if id == 0 { 0 } else { -id },
+        _ => return Err(Errno::EINVAL),
+    };
+    if options & libc::WEXITED == 0 {
+        // Only stop/continue events were asked for; the sentry does not report those yet.
+        t.kernel().report_unsupported_feature(abi::syscalls::nr::WAITID, "WSTOPPED/WCONTINUED without WEXITED");
+        return Err(Errno::EINVAL);
+    }
+    match wait_for_child(t, pid, options & libc::WNOHANG != 0, options & WNOWAIT == 0)? {
+        Some((cpid, st)) => {
+            let (code, status) = match st {
+                ExitStatus::Exited(c) => (abi::signal::code::CLD_EXITED, c),
+                ExitStatus::Signaled { signo, core: false } => (abi::signal::code::CLD_KILLED, signo),
+                ExitStatus::Signaled { signo, core: true } => (abi::signal::code::CLD_DUMPED, signo),
+            };
+            if infop != 0 {
+                t.write_obj(infop, &abi::types::Siginfo::child(code, cpid, 0, status))?;
+            }
+        }
+        None => {
+            if infop != 0 {
+                t.write_obj(infop, &abi::types::Siginfo::default())?;
+            }
+        }
+    }
+    if a[4] != 0 {
+        t.write_obj(a[4], &abi::types::Rusage::default())?;
+    }
+    Ok(0)
 }

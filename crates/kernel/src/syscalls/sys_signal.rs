@@ -20,6 +20,8 @@ pub const SYSCALLS: &[Entry] = &[
     sys!(KILL, sys_kill, [Int, Int]),
     sys!(TKILL, sys_tkill, [Int, Int]),
     sys!(TGKILL, sys_tgkill, [Int, Int, Int]),
+    sys!(RT_SIGTIMEDWAIT, sys_rt_sigtimedwait, [Hex, Hex, Hex, Int]),
+    sys!(RT_SIGQUEUEINFO, sys_rt_sigqueueinfo, [Int, Int, Hex]),
 ];
 
 fn check_sigsetsize(n: u64) -> SysResult<()> {
@@ -234,4 +236,52 @@ fn sys_tgkill(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
         return Err(Errno::EINVAL);
     }
     send_to_thread(t, Some(a[0] as i32), a[1] as i32, a[2] as i32)
+}
+
+/// rt_sigtimedwait(2): takes a pending signal in `set` (normally blocked
+/// ones), waiting up to the timeout for one to arrive.
+fn sys_rt_sigtimedwait(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    check_sigsetsize(a[3])?;
+    let set = SigSet(t.read_obj::<u64>(a[0])?).blockable();
+    let deadline = if a[2] != 0 {
+        let ts: abi::types::Timespec = t.read_obj(a[2])?;
+        if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
+            return Err(Errno::EINVAL);
+        }
+        Some(std::time::Instant::now() + std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+    } else {
+        None
+    };
+    let tg = t.task.tg.clone();
+    loop {
+        let seen = t.prepare_block(&[&tg.signal_events]);
+        if let Some(info) = crate::signal::dequeue_in(&t.task, set) {
+            tg.signal_events.unregister(&t.task.waiter);
+            if a[1] != 0 {
+                t.write_obj(a[1], &info)?;
+            }
+            return Ok(info.signo as u64);
+        }
+        match t.block_since(&[&tg.signal_events], seen, deadline) {
+            Ok(()) => {}
+            Err(e) if e == Errno::ETIMEDOUT => return Err(Errno::EAGAIN),
+            // Another (unblocked) signal arrived: it interrupts the wait.
+            Err(e) if e == Errno::ERESTARTSYS => return Err(Errno::EINTR),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn sys_rt_sigqueueinfo(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let (pid, signo) = (a[0] as i32, a[1] as i32);
+    valid_signo(signo)?;
+    let mut info: Siginfo = t.read_obj(a[2])?;
+    // Applications may not forge kernel-originated codes (Linux: EPERM).
+    if info.code >= 0 || info.code == code::SI_TKILL {
+        return Err(Errno::EPERM);
+    }
+    info.signo = signo;
+    let tg = t.kernel().tree.lock().unwrap().groups.get(&pid).cloned().ok_or(Errno::ESRCH)?;
+    crate::signal::send_to_group(t.kernel(), &tg, info);
+    Ok(0)
 }
