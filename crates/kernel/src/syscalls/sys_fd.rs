@@ -1,4 +1,5 @@
-//! Descriptor-table operations that are not about one file: close_range.
+//! Descriptor operations that are not about one file system: close_range,
+//! fadvise64.
 
 use super::{Args, Entry};
 use crate::sys;
@@ -6,7 +7,10 @@ use crate::task::TaskCtx;
 use crate::SysResult;
 use abi::Errno;
 
-pub const SYSCALLS: &[Entry] = &[sys!(CLOSE_RANGE, sys_close_range, [Int, Int, Hex])];
+pub const SYSCALLS: &[Entry] = &[
+    sys!(CLOSE_RANGE, sys_close_range, [Int, Int, Hex]),
+    sys!(FADVISE64, sys_fadvise64, [Int, Int, Int, Int]),
+];
 
 const CLOSE_RANGE_UNSHARE: u64 = 2;
 const CLOSE_RANGE_CLOEXEC: u64 = 4;
@@ -28,6 +32,21 @@ fn sys_close_range(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
         } else {
             let _ = files.close(fd);
         }
+    }
+    Ok(0)
+}
+
+/// fadvise64(2): advice about future access. The sentry keeps no page
+/// cache for host files, so every valid advice is served by doing nothing,
+/// which is what the call promises to observers.
+fn sys_fadvise64(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let file = t.files().get(a[0] as i32)?;
+    if (a[2] as i64) < 0 || !(0..=5).contains(&(a[3] as i32)) {
+        return Err(Errno::EINVAL);
+    }
+    let st = file.ops.stat()?;
+    if st.st_mode & libc::S_IFMT == libc::S_IFIFO {
+        return Err(Errno::ESPIPE);
     }
     Ok(0)
 }
