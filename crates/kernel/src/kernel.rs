@@ -107,6 +107,8 @@ pub struct Kernel {
     log: Mutex<Box<dyn Write + Send>>,
     /// Set when the sandbox is being torn down: no new tasks.
     pub shutting_down: AtomicBool,
+    paused: Mutex<bool>,
+    resumed: Condvar,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     pub next_inode: AtomicU64,
 }
@@ -126,6 +128,8 @@ impl Kernel {
             reported: Mutex::new(HashSet::new()),
             log: Mutex::new(log),
             shutting_down: AtomicBool::new(false),
+            paused: Mutex::new(false),
+            resumed: Condvar::new(),
             threads: Mutex::new(Vec::new()),
             next_inode: AtomicU64::new(1 << 32),
         })
@@ -155,6 +159,22 @@ impl Kernel {
     /// Builds the init process (pid 1) from `spec`; its code runs once
     /// [`Kernel::start`] is called. The error names what was wrong.
     pub fn create_init(self: &Arc<Self>, spec: LaunchSpec) -> Result<Arc<Task>, String> {
+        self.create_process(spec)
+    }
+
+    /// Runs `spec` as a new process beside init (`veil exec`): a session of
+    /// its own with no parent inside the sandbox, reaped by [`Kernel::wait_pid`].
+    pub fn exec(self: &Arc<Self>, spec: LaunchSpec) -> Result<i32, String> {
+        if self.init_status().is_some() {
+            return Err("container not running".into());
+        }
+        let task = self.create_process(spec)?;
+        let pid = task.tid;
+        self.start_task(task);
+        Ok(pid)
+    }
+
+    fn create_process(self: &Arc<Self>, spec: LaunchSpec) -> Result<Arc<Task>, String> {
         let mut fsctx = FsContext::new(&self.vfs);
         fs::vfs::chdir(self, &mut fsctx, 1, &spec.cwd)
             .map_err(|e| format!("cwd {:?}: {}", String::from_utf8_lossy(&spec.cwd), errno_text(e)))?;
@@ -167,20 +187,78 @@ impl Kernel {
         let files = FdTable::new();
         for (i, fd) in spec.stdio.into_iter().enumerate() {
             let f = fs::vfs::host_file(fd).map_err(|e| format!("stdio {i}: {}", errno_text(e)))?;
-            files.install_at(i as i32, f, false).map_err(|e| errno_text(e))?;
+            files.install_at(i as i32, f, false).map_err(errno_text)?;
         }
 
         let mut tree = self.tree.lock().unwrap();
+        if tree.tasks.len() >= self.config.max_tasks {
+            return Err("the sandbox's task limit is reached".into());
+        }
         let pid = tree.alloc_pid();
-        debug_assert_eq!(pid, 1);
         let tg = ThreadGroup::new(pid, 0, pid, pid, image.cmdline.clone(), image.exe.clone());
         let task = Task::new(self, pid, &tg, mm, files, Arc::new(Mutex::new(fsctx)), Arc::new(Mutex::new(SigHandlers::default())), SignalState::default())
-            .map_err(|e| format!("creating init task: {e}"))?;
+            .map_err(|e| format!("creating a task: {e}"))?;
         task.set_comm(&image.comm);
         *task.initial_cpu.lock().unwrap() = Some(image.cpu);
         tree.groups.insert(pid, tg);
         tree.tasks.insert(pid, task.clone());
         Ok(task)
+    }
+
+    /// A process without a parent inside the sandbox (one started by
+    /// [`Kernel::exec`]) has exited: wake whoever waits for it.
+    pub fn orphan_exited(&self) {
+        let _g = self.init_status.lock().unwrap();
+        self.init_exited.notify_all();
+    }
+
+    /// Waits for a process started by [`Kernel::exec`] to exit and reaps it.
+    pub fn wait_pid(&self, pid: i32) -> Result<ExitStatus, String> {
+        let mut g = self.init_status.lock().unwrap();
+        loop {
+            {
+                let mut tree = self.tree.lock().unwrap();
+                let tg = tree.groups.get(&pid).cloned().ok_or_else(|| format!("no process {pid}"))?;
+                let zombie = tg.state.lock().unwrap().zombie;
+                if let Some(st) = zombie {
+                    tree.groups.remove(&pid);
+                    return Ok(st);
+                }
+            }
+            g = self.init_exited.wait(g).unwrap();
+        }
+    }
+
+    /// Stops every task before it next runs application code (`veil pause`).
+    pub fn pause(&self) {
+        *self.paused.lock().unwrap() = true;
+        let tasks: Vec<Arc<Task>> = self.tree.lock().unwrap().tasks.values().cloned().collect();
+        for t in tasks {
+            t.kick();
+        }
+    }
+
+    pub fn resume(&self) {
+        *self.paused.lock().unwrap() = false;
+        self.resumed.notify_all();
+    }
+
+    pub fn is_paused(&self) -> bool {
+        *self.paused.lock().unwrap()
+    }
+
+    /// Called by a task's thread before it runs application code.
+    pub fn wait_while_paused(&self) {
+        let mut p = self.paused.lock().unwrap();
+        while *p && !self.shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
+            p = self.resumed.wait(p).unwrap();
+        }
+    }
+
+    /// Memory the sandbox's applications use (bytes of the memory file in
+    /// use) and its task count.
+    pub fn usage(&self) -> (u64, usize) {
+        (self.memfile.usage().resident, self.tree.lock().unwrap().tasks.len())
     }
 
     /// Resolves a command as runc and execvp do: a name without a slash is
@@ -271,6 +349,7 @@ impl Kernel {
     /// Tears the sandbox down: kills every task and waits for their threads.
     pub fn shutdown(&self) {
         self.shutting_down.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.resume();
         self.kill_all();
         loop {
             let hs: Vec<_> = std::mem::take(&mut *self.threads.lock().unwrap());

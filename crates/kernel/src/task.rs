@@ -307,6 +307,7 @@ pub fn run(task: Arc<Task>) {
         if let crate::signal::Disposition::Exit = crate::signal::deliver(&mut t, restart.take()) {
             break;
         }
+        t.task.kernel.wait_while_paused();
         let mm = t.mm();
         match ctx.switch(&mut t.cpu, &mm.address_space) {
             Ok(Exit::Syscall) => match crate::syscalls::dispatch(&mut t) {
@@ -401,6 +402,12 @@ fn exit_task(t: &mut TaskCtx) {
     if tg.tgid == 1 {
         kernel.tree.lock().unwrap().groups.remove(&1);
         kernel.init_exited(status);
+        return;
+    }
+    if tg.state.lock().unwrap().ppid == 0 {
+        // Started by `exec` from outside: the control server reaps it.
+        tg.state.lock().unwrap().zombie = Some(status);
+        kernel.orphan_exited();
         return;
     }
     let (ppid, auto_reap) = {
