@@ -41,15 +41,19 @@ function frame(json) {
 
 test('donates control, spec and stdio at 3..7 and nothing else', async () => {
   const spec = '{"ociVersion":"1.0.2","hostname":"h"}';
-  const sb = spawnShell('exec >&6; echo "$*"; ls /proc/$$/fd | sort -n | tr "\\n" " "; echo; cat <&4', {
+  // `ls` runs alone (no pipeline): a shell building a pipeline holds its
+  // pipe ends for a moment, and the listing would catch them.
+  const sb = spawnShell('exec >&6; echo "$*"; ls /proc/$$/fd; cat <&4', {
     spec,
     dieWithParent: true,
   });
   try {
     assert.deepEqual(await native.waitPid(sb.pid), { exitCode: 0 });
-    const [args, fds, specText] = sb.out().split('\n');
+    const lines = sb.out().split('\n');
+    const [args, specText] = [lines[0], lines[lines.length - 1]];
+    const fds = lines.slice(1, -1).map(Number).sort((a, b) => a - b);
     assert.equal(args, '--control-fd 3 --spec-fd 4 --stdio-fds 5,6,7 --die-with-parent');
-    assert.equal(fds.trim(), '0 1 2 3 4 5 6 7');
+    assert.deepEqual(fds, [0, 1, 2, 3, 4, 5, 6, 7]);
     assert.equal(specText, spec);
   } finally {
     native.closeFd(sb.controlFd);

@@ -6,12 +6,63 @@
 import yargs from 'yargs';
 import type { Argv } from 'yargs';
 
-const PLATFORMS = ['ptrace'];
+const PLATFORMS = ['auto', 'kvm', 'ptrace'];
 
-/** Prints the one-line error every failure ends in and exits non-zero. */
+/** Prints the one-line error every failure ends in (logged too, with --log) and exits non-zero. */
 function fail(message: string, status = 1): never {
+  try {
+    // Loaded lazily: log.ts is tiny, but `veil do` keeps its start-up lean.
+    (require('./log') as typeof import('./log')).logError(message);
+  } catch {
+    // Logging is best effort.
+  }
   process.stderr.write(`veil: ${message}\n`);
   process.exit(status);
+}
+
+/** Long flags engines may send with one dash (`-root`, `-no-subreaper`): Go's flag package allows it. */
+const LONG_FLAGS = new Set([
+  'root', 'log', 'log-format', 'debug', 'systemd-cgroup', 'platform', 'network', 'strace', 'rootless', 'criu',
+  'bundle', 'pid-file', 'console-socket', 'no-pivot', 'no-new-keyring', 'no-subreaper', 'preserve-fds', 'detach',
+  'keep', 'force', 'all', 'format', 'quiet', 'process', 'tty', 'env', 'cwd', 'user', 'cap', 'no-new-privs',
+  'process-label', 'apparmor', 'stats', 'interval', 'version', 'help',
+]);
+
+/** Rewrites single-dash long flags as double-dash ones, up to `--`. */
+export function normalizeArgs(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '--') return [...out, ...args.slice(i)];
+    const m = /^-([a-z][a-z-]+)(=.*)?$/.exec(a);
+    out.push(m && LONG_FLAGS.has(m[1]) ? `-${a}` : a);
+  }
+  return out;
+}
+
+/** runc's three-line --version. */
+function versionText(version: string): string {
+  return `veil version ${version}\ncommit: ${process.env.VEIL_COMMIT ?? 'unknown'}\nspec: 1.1.0\n`;
+}
+
+/** Global flags that take a value (skipped when looking for the command name). */
+const VALUED_GLOBALS = new Set(['--root', '--log', '--log-format', '--platform', '--network', '--rootless', '--criu']);
+
+/** True when --version/-v comes before any command name. */
+function asksVersion(args: string[]): boolean {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '--version' || a === '-v') return true;
+    if (!a.startsWith('-')) return false;
+    if (VALUED_GLOBALS.has(a)) i++;
+  }
+  return false;
+}
+
+/** runc's default state root: /run/veil for root, under XDG_RUNTIME_DIR otherwise. */
+function defaultRoot(): string {
+  if (process.getuid?.() === 0) return '/run/veil';
+  return process.env.XDG_RUNTIME_DIR ? `${process.env.XDG_RUNTIME_DIR}/veil` : `/tmp/veil-${process.getuid?.()}`;
 }
 
 interface DoArgs {
@@ -24,19 +75,26 @@ interface DoArgs {
 }
 
 async function runDo(argv: DoArgs): Promise<never> {
+  if (argv.command.length === 0) fail('no command given: usage is veil do [FLAGS] -- CMD [ARGS...]');
+  const { buildDoSpec } = await import('./spec');
+  return runForeground(argv, buildDoSpec({ args: argv.command, rootfs: argv.rootfs, hostname: argv.hostname }));
+}
+
+/** Runs SPEC's process in a fresh sandbox and exits with its shell status. */
+async function runForeground(
+  argv: { platform: string; strace: boolean; debug: boolean },
+  spec: import('./spec').RuntimeSpec,
+): Promise<never> {
   if (!PLATFORMS.includes(argv.platform)) {
     fail(`unknown platform "${argv.platform}" (valid platforms: ${PLATFORMS.join(', ')})`);
   }
-  if (argv.command.length === 0) fail('no command given: usage is veil do [FLAGS] -- CMD [ARGS...]');
-  const { buildDoSpec } = await import('./spec');
   const { runInSandbox, VeilError } = await import('./sandbox');
   const { debug } = await import('./log');
-  const spec = buildDoSpec({ args: argv.command, rootfs: argv.rootfs, hostname: argv.hostname });
   debug(`spec ${JSON.stringify(spec)}`);
   try {
     const status = await runInSandbox({
       spec,
-      platform: argv.platform as 'ptrace',
+      platform: argv.platform as 'auto' | 'kvm' | 'ptrace',
       strace: argv.strace,
       debug: argv.debug,
     });
@@ -48,19 +106,49 @@ async function runDo(argv: DoArgs): Promise<never> {
   }
 }
 
+/** `veil syscalls`: the sentry's own syscall table, as veil-sandbox prints it. */
+async function printSyscalls(): Promise<never> {
+  const { spawnSync } = await import('node:child_process');
+  const { sandboxBinary } = await import('./native');
+  const binary = sandboxBinary();
+  const result = spawnSync(binary, ['syscalls'], { stdio: ['ignore', 'inherit', 'inherit'] });
+  if (result.error) fail(`cannot run ${binary}: ${result.error.message}`);
+  if (result.status !== 0) fail(`${binary} syscalls failed (${result.signal ?? `status ${result.status}`})`);
+  process.exit(0);
+}
+
 function globalFlags(cli: Argv) {
   return cli
-    .option('root', { type: 'string', default: '/run/veil', describe: 'directory for container state' })
+    .option('root', { type: 'string', default: defaultRoot(), describe: 'directory for container state' })
     .option('log', { type: 'string', describe: 'write the debug log to this file (default: stderr)' })
     .option('log-format', { choices: ['text', 'json'] as const, default: 'text' as const, describe: 'debug log format' })
     .option('debug', { type: 'boolean', default: false, describe: 'log what veil and the sandbox do' })
-    .option('platform', { type: 'string', default: 'ptrace', describe: `how application code runs: ${PLATFORMS.join(', ')}` })
-    .option('strace', { type: 'boolean', default: false, describe: "print each application system call as the sentry serves it" });
+    .option('platform', { type: 'string', default: 'auto', describe: `how application code runs: ${PLATFORMS.join(', ')} (auto: ptrace for now; kvm is opt-in)` })
+    .option('strace', { type: 'boolean', default: false, describe: "print each application system call as the sentry serves it" })
+    .option('network', { choices: ['none', 'sandbox', 'host'] as const, default: 'sandbox' as const, describe: 'network of the sandbox (only a loopback-less "none"-like sandbox today)' })
+    .option('systemd-cgroup', { type: 'boolean', default: false, describe: 'accepted: cgroupsPath "slice:prefix:name" is placed below the slice' })
+    .option('rootless', { type: 'string', hidden: true, describe: 'accepted (true|false|auto)' })
+    .option('criu', { type: 'string', hidden: true, describe: 'accepted and ignored' });
 }
 
-export async function main(args: string[]): Promise<void> {
+export async function main(rawArgs: string[]): Promise<void> {
   const { version } = require('../package.json') as { version: string };
-  await globalFlags(yargs(args))
+  const args = normalizeArgs(rawArgs);
+  if (asksVersion(args)) {
+    process.stdout.write(versionText(version));
+    return;
+  }
+  // The OCI commands load with their module only when one is named.
+  const oci = ['create', 'start', 'run', 'kill', 'delete', 'pause', 'resume', 'wait', 'state', 'list', 'ls', 'ps', 'events', 'spec', 'features', 'exec', 'exec-wait'];
+  const wantsOci = args.some((a) => oci.includes(a)) || args.includes('--help') || args.includes('-h') || args.length === 0;
+  let cli = globalFlags(yargs(args));
+  if (wantsOci) {
+    const { lifecycleCommands } = await import('./commands/lifecycle');
+    const { inspectCommands } = await import('./commands/inspect');
+    const { execCommands } = await import('./commands/exec');
+    cli = execCommands(inspectCommands(lifecycleCommands(cli as never) as never) as never) as never;
+  }
+  await cli
     .scriptName('veil')
     .usage('$0 [global flags] <command>')
     .parserConfiguration({ 'populate--': true })
@@ -70,7 +158,7 @@ export async function main(args: string[]): Promise<void> {
     })
     .command(
       'do [command..]',
-      'run a command in a fresh sandbox whose root is the host\'s /, read-only',
+      'run a command in a fresh sandbox whose root is the host\'s / behind a copy-on-write overlay',
       (cmd) =>
         cmd
           .option('rootfs', { type: 'string', describe: 'host directory to use as / instead of the host\'s /' })
@@ -87,10 +175,16 @@ export async function main(args: string[]): Promise<void> {
           command: [...((argv.command as string[] | undefined) ?? []), ...((argv['--'] as string[] | undefined) ?? [])].map(String),
         }),
     )
+    .command(
+      'syscalls',
+      'list every x86-64 system call with the sentry\'s support level (supported, partial: note, ENOSYS)',
+      (cmd) => cmd,
+      () => printSyscalls(),
+    )
     .demandCommand(1, 'no command given (try veil --help)')
     .strict()
-    .version(version)
-    .alias('version', 'v')
+    .version(false)
+    .option('version', { alias: 'v', type: 'boolean', describe: 'print the version' })
     .help()
     .alias('help', 'h')
     .fail((message, error) => {

@@ -14,12 +14,31 @@ export type Request =
   | { method: 'start' }
   | { method: 'wait' }
   | { method: 'signal'; signo: number; all: boolean }
-  | { method: 'state' };
+  | { method: 'state' }
+  | { method: 'exec'; args: string[]; env: string[]; cwd: string }
+  | { method: 'waitPid'; pid: number }
+  | { method: 'pause' }
+  | { method: 'resume' }
+  | { method: 'ps' }
+  | { method: 'stats' }
+  | { method: 'destroy' };
+
+export interface ProcessEntry {
+  pid: number;
+  ppid: number;
+  uid: number;
+  state: string;
+  startTicks: number;
+  cmd: string;
+}
 
 export type Response =
   | { type: 'ok' }
   | { type: 'waited'; exitCode: number | null; signal: number | null }
-  | { type: 'state'; status: string; pids: number[] }
+  | { type: 'state'; status: string; pids: number[]; exit?: { exitCode: number | null; signal: number | null } }
+  | { type: 'pid'; pid: number }
+  | { type: 'processes'; processes: ProcessEntry[] }
+  | { type: 'stats'; memory: number; tasks: number }
   | { type: 'error'; message: string };
 
 interface Pending {

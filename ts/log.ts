@@ -1,9 +1,13 @@
-// The CLI's debug log, in runc's style: --log FILE (default stderr) and
-// --log-format text|json. Silent unless --debug.
+// The CLI's log, in runc's style: --log FILE (default stderr) and
+// --log-format text|json (one `{"level","msg","time"}` object per line).
+// Debug lines only with --debug; warnings and errors always go to the log
+// file when there is one, because engines (containerd) read the last
+// `error` line of it to report why a command failed.
 
 import { appendFileSync } from 'node:fs';
 
 export type LogFormat = 'text' | 'json';
+type Level = 'debug' | 'warning' | 'error';
 
 let sink: { file?: string; format: LogFormat; enabled: boolean } = { format: 'text', enabled: false };
 
@@ -11,11 +15,31 @@ export function configureLog(options: { file?: string; format: LogFormat; debug:
   sink = { file: options.file, format: options.format, enabled: options.debug };
 }
 
-export function debug(msg: string): void {
-  if (!sink.enabled) return;
+function line(level: Level, msg: string): string {
   const time = new Date().toISOString();
-  const line =
-    sink.format === 'json' ? JSON.stringify({ level: 'debug', msg, time }) + '\n' : `time="${time}" level=debug msg="${msg}"\n`;
-  if (sink.file) appendFileSync(sink.file, line);
-  else process.stderr.write(line);
+  return sink.format === 'json' ? JSON.stringify({ level, msg, time }) + '\n' : `time="${time}" level=${level} msg=${JSON.stringify(msg)}\n`;
+}
+
+function write(level: Level, msg: string): void {
+  try {
+    if (sink.file) appendFileSync(sink.file, line(level, msg));
+    else process.stderr.write(line(level, msg));
+  } catch {
+    // A log that cannot be written must not turn into a second failure.
+  }
+}
+
+export function debug(msg: string): void {
+  if (sink.enabled) write('debug', msg);
+}
+
+/** A problem that does not fail the command (a poststop hook failing). */
+export function warn(msg: string): void {
+  if (sink.file || sink.enabled) write('warning', msg);
+  if (sink.file || !sink.enabled) process.stderr.write(`veil: warning: ${msg}\n`);
+}
+
+/** The reason a command fails, for the log file (stderr gets the `veil:` line). */
+export function logError(msg: string): void {
+  if (sink.file) write('error', msg);
 }

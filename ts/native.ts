@@ -19,6 +19,10 @@ export interface SpawnOptions {
   spec: string;
   stdio: number[];
   dieWithParent?: boolean;
+  /** Bind the control socket here (the lifecycle); controlFd is then -1. */
+  controlSocketPath?: string;
+  /** cgroup.procs files the child joins before exec. */
+  cgroupProcs?: string[];
 }
 
 export interface SpawnedSandbox {
@@ -29,7 +33,11 @@ export interface SpawnedSandbox {
 /** What crates/napi exports (napi build also writes dist/native.generated.d.ts). */
 export interface Addon {
   spawnSandbox(options: SpawnOptions): SpawnedSandbox;
-  controlCall(fd: number, requestJson: string): Promise<string>;
+  controlCall(fd: number, requestJson: string, fds?: number[]): Promise<string>;
+  controlConnect(path: string): number;
+  lockFile(path: string, wait?: boolean): number;
+  openPty(): { master: number; slave: number; name: string };
+  sendConsole(socketPath: string, fd: number, name: string): void;
   controlSend(fd: number, requestJson: string): void;
   controlRecv(fd: number): Promise<string>;
   closeFd(fd: number): void;

@@ -5,11 +5,11 @@ import { ControlChannel, Request, Response } from './control';
 import { addon, sandboxBinary, ExitStatus } from './native';
 import type { RuntimeSpec } from './spec';
 
-export const PLATFORMS = ['ptrace'] as const;
+export const PLATFORMS = ['auto', 'kvm', 'ptrace'] as const;
 export type Platform = (typeof PLATFORMS)[number];
 
-/** A problem to report as `veil: <message>`, without a stack trace. */
-export class VeilError extends Error {}
+import { VeilError } from './errors';
+export { VeilError };
 
 export interface SandboxOptions {
   spec: RuntimeSpec;
@@ -141,5 +141,78 @@ export async function runInSandbox(options: SandboxOptions): Promise<number> {
   } finally {
     for (const name of names) process.off(name, forward);
     await sandbox.destroy();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The sandbox as a daemon (the create/start/… lifecycle): it outlives the
+// CLI process that spawned it, and every later command reaches it through
+// its rendezvous socket (`sandbox.sock` in the container's state directory).
+
+export interface DaemonOptions {
+  spec: RuntimeSpec | object;
+  platform: Platform;
+  strace?: boolean;
+  debug?: boolean;
+  /** Host descriptors for the init process's stdin, stdout, stderr. */
+  stdio: [number, number, number];
+  /** Where the sandbox's control socket is bound. */
+  socketPath: string;
+  /** cgroup.procs files the sandbox joins before it execs. */
+  cgroupProcs?: string[];
+  /** What the sentry shows as the machine's size (from the cgroup). */
+  limits?: { cpus?: number; totalMemory?: number; maxTasks?: number };
+}
+
+/** Starts `veil-sandbox boot` detached from the CLI; returns its pid. */
+export function spawnDaemon(options: DaemonOptions): number {
+  const args = ['boot', '--platform', options.platform];
+  if (options.strace) args.push('--strace');
+  if (options.debug) args.push('--debug');
+  const limits = options.limits ?? {};
+  if (limits.cpus) args.push('--cpus', String(limits.cpus));
+  if (limits.totalMemory) args.push('--total-memory', String(limits.totalMemory));
+  if (limits.maxTasks) args.push('--max-tasks', String(limits.maxTasks));
+  const { pid } = addon().spawnSandbox({
+    binary: sandboxBinary(),
+    args,
+    spec: JSON.stringify(options.spec),
+    stdio: options.stdio,
+    dieWithParent: false,
+    controlSocketPath: options.socketPath,
+    cgroupProcs: options.cgroupProcs,
+  });
+  return pid;
+}
+
+/** Thrown when no sandbox answers on the socket (it has exited). */
+export class SandboxGoneError extends VeilError {}
+
+/** One connection per request to a daemon sandbox. */
+export class SandboxClient {
+  constructor(readonly socketPath: string) {}
+
+  async call(request: Request, fds?: number[]): Promise<Response> {
+    let fd: number;
+    try {
+      fd = addon().controlConnect(this.socketPath);
+    } catch (error) {
+      throw new SandboxGoneError(`sandbox is not running (${(error as Error).message})`);
+    }
+    try {
+      const text = await addon().controlCall(fd, JSON.stringify(request), fds);
+      return JSON.parse(text) as Response;
+    } catch (error) {
+      throw new SandboxGoneError(`sandbox exited during ${request.method}: ${(error as Error).message}`);
+    } finally {
+      addon().closeFd(fd);
+    }
+  }
+
+  /** Like call, but an `error` response throws. */
+  async request(request: Request, fds?: number[]): Promise<Response> {
+    const response = await this.call(request, fds);
+    if (response.type === 'error') throw new VeilError(response.message);
+    return response;
   }
 }

@@ -41,9 +41,9 @@ export function buildDoSpec(options: DoSpecOptions): RuntimeSpec {
       env: defaultEnv(),
       cwd: '/',
     },
-    // Read-only for now: the copy-on-write overlay that makes `veil do`
-    // writable comes with a later issue.
-    root: { path: resolve(options.rootfs ?? '/'), readonly: true },
+    // Writable: the sentry puts a copy-on-write overlay over the root, so
+    // writes land in sandbox memory and never reach the host.
+    root: { path: resolve(options.rootfs ?? '/'), readonly: false },
     hostname: options.hostname ?? DEFAULT_HOSTNAME,
   };
 }

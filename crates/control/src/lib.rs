@@ -4,8 +4,20 @@
 //! many bytes of JSON. File descriptors travel beside a message as
 //! `SCM_RIGHTS` on the same `sendmsg` as its first byte.
 //!
-//! A client sends one [`Request`] and reads one [`Response`]; `wait` may
-//! block until the container's init process exits.
+//! A client sends one [`Request`] and reads one [`Response`]; `wait` and
+//! `waitPid` may block until the process exits.
+//!
+//! Two ways to reach a sandbox:
+//! - a connected socketpair donated at spawn (`veil do`): the sandbox serves
+//!   that one connection and tears everything down when it closes;
+//! - a *rendezvous* socket (`SOCK_DGRAM`, bound at `sandbox.sock` in the
+//!   container's state directory) for the lifecycle commands, where the
+//!   sandbox outlives the CLI. A client makes a stream socketpair and sends
+//!   one end to the rendezvous socket as `SCM_RIGHTS` on a one-byte datagram
+//!   ([`connect_rendezvous`]); the sandbox serves each end it receives on a
+//!   thread of its own. This needs no `accept(2)`, which the sentry's
+//!   seccomp allow-list does not grant: receiving a connection is a
+//!   `recvmsg`, a call the sentry already makes.
 
 use serde::{Deserialize, Serialize};
 use std::io;
@@ -28,6 +40,24 @@ pub enum Request {
     Signal { signo: i32, #[serde(default)] all: bool },
     /// Report the sandbox's view of the container.
     State,
+    /// Start a new process beside init (`veil exec`); its stdin, stdout and
+    /// stderr travel with the request as three `SCM_RIGHTS` descriptors.
+    Exec { args: Vec<String>, #[serde(default)] env: Vec<String>, #[serde(default = "slash")] cwd: String },
+    /// Block until a process started by `exec` exits, and reap it.
+    WaitPid { pid: i32 },
+    /// Stop every task before it next runs application code.
+    Pause,
+    Resume,
+    /// The processes inside the sandbox.
+    Ps,
+    /// Resource usage as the sentry counts it.
+    Stats,
+    /// Kill everything, reply, and exit (rendezvous mode).
+    Destroy,
+}
+
+fn slash() -> String {
+    "/".into()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -53,8 +83,26 @@ impl WaitStatus {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct SandboxState {
+    /// `created` (init built, not started), `running`, `paused` or `stopped`.
     pub status: String,
     pub pids: Vec<i32>,
+    /// How init ended, once it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit: Option<WaitStatus>,
+}
+
+/// One row of `veil ps`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ProcessEntry {
+    pub pid: i32,
+    pub ppid: i32,
+    pub uid: u32,
+    /// Process state letter as in /proc/PID/stat (S, T, Z…).
+    pub state: String,
+    /// Start time in clock ticks (1/100 s) since the sandbox booted.
+    pub start_ticks: u64,
+    pub cmd: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -63,6 +111,11 @@ pub enum Response {
     Ok,
     Waited(WaitStatus),
     State(SandboxState),
+    /// The sandbox pid of a process started by `exec`.
+    Pid { pid: i32 },
+    Processes { processes: Vec<ProcessEntry> },
+    /// Bytes of application memory in use and the number of tasks.
+    Stats { memory: u64, tasks: u64 },
     Error { message: String },
 }
 
@@ -140,6 +193,119 @@ pub fn recv<T: for<'de> Deserialize<'de>>(fd: &impl AsRawFd) -> Result<T, Contro
     Ok(serde_json::from_slice(&body)?)
 }
 
+/// Most descriptors one message carries.
+pub const MAX_FDS: usize = 8;
+
+/// Sends one framed message with `fds` attached (`SCM_RIGHTS`) to its first byte.
+pub fn send_with_fds<T: Serialize>(fd: &impl AsRawFd, msg: &T, fds: &[RawFd]) -> Result<(), ControlError> {
+    if fds.is_empty() {
+        return send(fd, msg);
+    }
+    if fds.len() > MAX_FDS {
+        return Err(ControlError::Io(io::Error::new(io::ErrorKind::InvalidInput, "too many descriptors for one message")));
+    }
+    let body = serde_json::to_vec(msg)?;
+    if body.len() > MAX_MESSAGE {
+        return Err(ControlError::TooLarge(body.len()));
+    }
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&body);
+    let sent = send_fds_raw(fd.as_raw_fd(), &frame, fds)?;
+    write_all(fd.as_raw_fd(), &frame[sent..])?;
+    Ok(())
+}
+
+/// One `sendmsg` of (a prefix of) `data` with `fds` as `SCM_RIGHTS`;
+/// returns how many bytes went out.
+fn send_fds_raw(sock: RawFd, data: &[u8], fds: &[RawFd]) -> io::Result<usize> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let iov = [io::IoSlice::new(data)];
+    let cmsg = [ControlMessage::ScmRights(fds)];
+    loop {
+        match sendmsg::<()>(sock, &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None) {
+            Ok(n) => return Ok(n),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// One `recvmsg` into `buf`; returns the byte count and any descriptors
+/// that arrived (close-on-exec).
+fn recv_fds_raw(sock: RawFd, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut cmsg_space = nix::cmsg_space!([RawFd; MAX_FDS]);
+    loop {
+        let mut iov = [io::IoSliceMut::new(buf)];
+        match recvmsg::<()>(sock, &mut iov, Some(&mut cmsg_space), MsgFlags::MSG_CMSG_CLOEXEC) {
+            Ok(msg) => {
+                let mut fds = Vec::new();
+                for c in msg.cmsgs()? {
+                    if let ControlMessageOwned::ScmRights(list) = c {
+                        // SAFETY: SCM_RIGHTS just installed these descriptors
+                        // in this process; nothing else refers to them.
+                        fds.extend(list.into_iter().map(|f| unsafe { OwnedFd::from_raw_fd(f) }));
+                    }
+                }
+                return Ok((msg.bytes, fds));
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Receives one framed message and the descriptors sent with it.
+pub fn recv_with_fds<T: for<'de> Deserialize<'de>>(fd: &impl AsRawFd) -> Result<(T, Vec<OwnedFd>), ControlError> {
+    let mut len = [0u8; 4];
+    let (n, fds) = recv_fds_raw(fd.as_raw_fd(), &mut len)?;
+    if n == 0 {
+        return Err(ControlError::Closed);
+    }
+    read_exact(fd.as_raw_fd(), &mut len[n..])?;
+    let len = u32::from_le_bytes(len) as usize;
+    if len > MAX_MESSAGE {
+        return Err(ControlError::TooLarge(len));
+    }
+    let mut body = vec![0u8; len];
+    read_exact(fd.as_raw_fd(), &mut body)?;
+    Ok((serde_json::from_slice(&body)?, fds))
+}
+
+/// Client side of the rendezvous socket: returns a connected stream whose
+/// other end now belongs to the sandbox.
+pub fn connect_rendezvous(path: &std::path::Path) -> io::Result<OwnedFd> {
+    use nix::sys::socket::{sendmsg, socket, socketpair, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, UnixAddr};
+    let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)?;
+    let dgram = socket(AddressFamily::Unix, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)?;
+    let addr = UnixAddr::new(path)?;
+    let fds = [theirs.as_raw_fd()];
+    let cmsg = [ControlMessage::ScmRights(&fds)];
+    let iov = [io::IoSlice::new(b"c")];
+    loop {
+        match sendmsg(dgram.as_raw_fd(), &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, Some(&addr)) {
+            Ok(_) => return Ok(ours),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Server side of the rendezvous socket: blocks until a client sends the
+/// end of a connection.
+pub fn accept_rendezvous(rendezvous: &impl AsRawFd) -> io::Result<OwnedFd> {
+    let mut byte = [0u8; 1];
+    loop {
+        let (_, fds) = recv_fds_raw(rendezvous.as_raw_fd(), &mut byte)?;
+        // A datagram without exactly one descriptor is not a connection: drop it.
+        let mut fds = fds.into_iter();
+        if let (Some(fd), None) = (fds.next(), fds.next()) {
+            return Ok(fd);
+        }
+    }
+}
+
 /// One request, one response.
 pub fn call(fd: &impl AsRawFd, req: &Request) -> Result<Response, ControlError> {
     send(fd, req)?;
@@ -177,6 +343,44 @@ mod tests {
     fn wire_format_is_tagged_json() {
         let v = serde_json::to_string(&Request::Create).unwrap();
         assert_eq!(v, r#"{"method":"create"}"#);
+    }
+
+    #[test]
+    fn descriptors_travel_with_a_message() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let (p, q) = UnixStream::pair().unwrap();
+        let req = Request::Exec { args: vec!["sh".into()], env: vec![], cwd: "/".into() };
+        send_with_fds(&a, &req, &[p.as_raw_fd(), p.as_raw_fd(), p.as_raw_fd()]).unwrap();
+        let (got, fds): (Request, _) = recv_with_fds(&b).unwrap();
+        assert_eq!(got, req);
+        assert_eq!(fds.len(), 3);
+        // The received descriptor is the same socket: what q writes, it reads.
+        use std::io::{Read, Write};
+        (&q).write_all(b"x").unwrap();
+        let mut byte = [0u8; 1];
+        std::fs::File::from(fds.into_iter().next().unwrap()).read_exact(&mut byte).unwrap();
+        assert_eq!(&byte, b"x");
+        // A message without descriptors is received the same way.
+        send(&a, &Request::Ps).unwrap();
+        let (got, fds): (Request, _) = recv_with_fds(&b).unwrap();
+        assert_eq!((got, fds.len()), (Request::Ps, 0));
+    }
+
+    #[test]
+    fn rendezvous_hands_over_a_connection() {
+        use nix::sys::socket::{bind, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+        let dir = std::env::temp_dir().join(format!("veil-control-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("r.sock");
+        let server = socket(AddressFamily::Unix, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None).unwrap();
+        bind(server.as_raw_fd(), &UnixAddr::new(&path).unwrap()).unwrap();
+        let client = connect_rendezvous(&path).unwrap();
+        let conn = accept_rendezvous(&server).unwrap();
+        send(&client, &Request::Stats).unwrap();
+        assert_eq!(recv::<Request>(&conn).unwrap(), Request::Stats);
+        send(&conn, &Response::Stats { memory: 1, tasks: 2 }).unwrap();
+        assert_eq!(recv::<Response>(&client).unwrap(), Response::Stats { memory: 1, tasks: 2 });
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -104,6 +104,7 @@ pub struct Kernel {
     init_status: Mutex<Option<ExitStatus>>,
     init_exited: Condvar,
     reported: Mutex<HashSet<usize>>,
+    reported_features: Mutex<HashSet<(usize, String)>>,
     log: Mutex<Box<dyn Write + Send>>,
     /// Set when the sandbox is being torn down: no new tasks.
     pub shutting_down: AtomicBool,
@@ -126,6 +127,7 @@ impl Kernel {
             init_status: Mutex::new(None),
             init_exited: Condvar::new(),
             reported: Mutex::new(HashSet::new()),
+            reported_features: Mutex::new(HashSet::new()),
             log: Mutex::new(log),
             shutting_down: AtomicBool::new(false),
             paused: Mutex::new(false),
@@ -151,7 +153,7 @@ impl Kernel {
 
     /// A feature of an implemented call the sentry does not support, reported once.
     pub fn report_unsupported_feature(&self, nr: usize, what: &str) {
-        if self.reported.lock().unwrap().insert(nr | (1 << 20)) {
+        if self.reported_features.lock().unwrap().insert((nr, what.to_string())) {
             self.log_line(&format!("veil: unsupported {what} in syscall {} ({nr})", crate::syscalls::name(nr)));
         }
     }

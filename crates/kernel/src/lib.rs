@@ -10,6 +10,7 @@ pub mod fs;
 pub mod kernel;
 pub mod loader;
 pub mod mm;
+pub mod net;
 pub mod signal;
 pub mod syscalls;
 pub mod task;

@@ -599,6 +599,26 @@ impl MemoryManager {
         Ok(())
     }
 
+    /// EFAULT unless areas with `need` cover `[addr, addr+len)`; lets a
+    /// call fail before it consumes anything (a read from a pipe into a bad
+    /// buffer leaves the data in the pipe, as on Linux).
+    pub fn check(&self, addr: u64, len: usize, need: Perms) -> SysResult<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        let end = addr.checked_add(len as u64).filter(|&e| e <= self.max_addr).ok_or(Errno::EFAULT)?;
+        let m = self.inner.lock().unwrap();
+        let mut a = addr;
+        while a < end {
+            let v = m.vmas.range(..=a).next_back().map(|(_, v)| v).filter(|v| v.end > a).ok_or(Errno::EFAULT)?;
+            if !v.perms.contains(need) {
+                return Err(Errno::EFAULT);
+            }
+            a = v.end;
+        }
+        Ok(())
+    }
+
     pub fn copy_in(&self, addr: u64, buf: &mut [u8]) -> SysResult<()> {
         let dst = buf.as_mut_ptr();
         self.access(addr, buf.len(), Perms::READ, |p, at, n| {

@@ -113,8 +113,7 @@ pub fn has_deliverable(t: &Task) -> bool {
 
 /// Queues a signal for one thread.
 pub fn send_to_task(t: &Arc<Task>, info: Siginfo) {
-    let handlers = t.tg.handlers.lock().unwrap().clone();
-    if prepare_send(&t.kernel, &t.tg, info.signo, &handlers.lock().unwrap()) {
+    if prepare_send(&t.kernel, &t.tg, info.signo) {
         t.signals.lock().unwrap().pending.enqueue(info);
         t.tg.signal_events.notify_all();
     }
@@ -123,8 +122,7 @@ pub fn send_to_task(t: &Arc<Task>, info: Siginfo) {
 
 /// Queues a signal for a process and wakes a thread that can take it.
 pub fn send_to_group(kernel: &Kernel, tg: &Arc<ThreadGroup>, info: Siginfo) {
-    let handlers = tg.handlers.lock().unwrap().clone();
-    let queue = prepare_send(kernel, tg, info.signo, &handlers.lock().unwrap());
+    let queue = prepare_send(kernel, tg, info.signo);
     let threads: Vec<Arc<Task>> = {
         let tree = kernel.tree.lock().unwrap();
         let st = tg.state.lock().unwrap();
@@ -144,7 +142,20 @@ pub fn send_to_group(kernel: &Kernel, tg: &Arc<ThreadGroup>, info: Siginfo) {
 }
 
 /// Generation-time effects; returns whether the signal must be queued.
-fn prepare_send(kernel: &Kernel, tg: &Arc<ThreadGroup>, signo: i32, handlers: &SigHandlers) -> bool {
+fn prepare_send(kernel: &Kernel, tg: &Arc<ThreadGroup>, signo: i32) -> bool {
+    let ignored = {
+        let h = tg.handlers.lock().unwrap().clone();
+        let ignored = h.lock().unwrap().ignored(signo);
+        ignored
+    };
+    // An ignored signal some thread blocks is still queued (Linux's
+    // sig_ignored): the handler may change before it is unblocked, and
+    // sigwait or a signalfd may take it.
+    let blocked = ignored && {
+        let tree = kernel.tree.lock().unwrap();
+        let threads = tg.state.lock().unwrap().threads.clone();
+        threads.iter().filter_map(|t| tree.tasks.get(t)).any(|t| t.signals.lock().unwrap().mask.contains(signo))
+    };
     let mut st = tg.state.lock().unwrap();
     if st.zombie.is_some() || st.group_exit.is_some() {
         return false;
@@ -170,10 +181,7 @@ fn prepare_send(kernel: &Kernel, tg: &Arc<ThreadGroup>, signo: i32, handlers: &S
         _ => {}
     }
     drop(st);
-    // A signal the process ignores is discarded when sent (unless it is
-    // blocked: the handler may change before it is unblocked; we keep the
-    // simpler Linux rule for unblocked ones).
-    !handlers.ignored(signo)
+    !ignored || blocked
 }
 
 /// Tells the parent about a state change of `tg` (SIGCHLD and wait4 wake-up).
@@ -316,11 +324,12 @@ fn stop_group(t: &mut TaskCtx) {
 /// Starts the exit of every thread of the process.
 pub fn group_exit(task: &Arc<Task>, status: ExitStatus) {
     let threads: Vec<Arc<Task>> = {
+        // Lock order: the process tree before any process's state.
+        let tree = task.kernel.tree.lock().unwrap();
         let mut st = task.tg.state.lock().unwrap();
         if st.group_exit.is_none() {
             st.group_exit = Some(status);
         }
-        let tree = task.kernel.tree.lock().unwrap();
         st.threads.iter().filter_map(|t| tree.tasks.get(t).cloned()).collect()
     };
     for th in threads {

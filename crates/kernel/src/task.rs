@@ -1,9 +1,13 @@
 //! Tasks (threads) and thread groups (processes).
 //!
-//! The process tree, exit states and signal state are guarded by one lock,
-//! [`Kernel::tree`](crate::Kernel), as Linux guards them with its tasklist
-//! lock and per-process signal locks; everything a task's own thread alone
-//! touches (its CPU state) lives in [`TaskCtx`], on that thread.
+//! The process tree is guarded by [`Kernel::tree`](crate::Kernel) (Linux's
+//! tasklist lock), each process's exit and signal state by its
+//! `ThreadGroup::state`, each thread's signal state by `Task::signals`;
+//! everything a task's own thread alone touches (its CPU state) lives in
+//! [`TaskCtx`], on that thread.
+//!
+//! Lock order, never inverted: `Kernel::tree` → `ThreadGroup::state` →
+//! `Task::signals`. Code holding a process's state never takes the tree.
 
 use crate::fs::{FdTable, FsContext};
 use crate::mm::MemoryManager;
@@ -192,6 +196,10 @@ impl TaskCtx {
     pub fn copy_out(&self, addr: u64, data: &[u8]) -> SysResult<()> {
         self.mm().copy_out(addr, data)
     }
+    /// EFAULT unless `[addr, addr+len)` is writable application memory.
+    pub fn check_writable(&self, addr: u64, len: usize) -> SysResult<()> {
+        self.mm().check(addr, len, platform::Perms::WRITE)
+    }
     pub fn read_obj<T: Pod>(&self, addr: u64) -> SysResult<T> {
         let mut v = vec![0u8; std::mem::size_of::<T>()];
         self.copy_in_into(addr, &mut v)?;
@@ -372,11 +380,14 @@ fn exit_task(t: &mut TaskCtx) {
     // Release what the process holds: descriptors (so pipe readers see EOF)
     // and its memory (which ends the platform's address space).
     task.files().clear();
+    crate::fs::lock::table().release_process(tg.tgid);
     *task.mm.lock().unwrap() = None;
     if let Some(parent) = task.vfork_parent.lock().unwrap().take() {
         parent.vfork_done.notify_all();
     }
 
+    // A session leader's terminal hangs up its foreground group.
+    crate::fs::tty::session_leader_exited(&kernel, &tg);
     let init = kernel.tree.lock().unwrap().groups.get(&1).cloned();
     // Orphans go to init.
     let orphans: Vec<i32> = std::mem::take(&mut tg.state.lock().unwrap().children);
@@ -411,14 +422,14 @@ fn exit_task(t: &mut TaskCtx) {
         return;
     }
     let (ppid, auto_reap) = {
-        let st = tg.state.lock().unwrap();
-        let parent = kernel.tree.lock().unwrap().groups.get(&st.ppid).cloned();
+        let ppid = tg.state.lock().unwrap().ppid;
+        let parent = kernel.tree.lock().unwrap().groups.get(&ppid).cloned();
         let auto = parent.map(|p| {
             let h = p.handlers.lock().unwrap().clone();
             let a = h.lock().unwrap().get(abi::signal::SIGCHLD);
             a.handler == abi::types::SIG_IGN || a.flags & abi::types::SA_NOCLDWAIT != 0
         });
-        (st.ppid, auto.unwrap_or(true))
+        (ppid, auto.unwrap_or(true))
     };
     if auto_reap {
         let mut tree = kernel.tree.lock().unwrap();

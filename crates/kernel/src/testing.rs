@@ -67,7 +67,7 @@ pub fn run_in_process(root: &Path, argv: &[&str]) -> Result<crate::task::ExitSta
     let root_fd = nix::fcntl::open(root, nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()).map_err(|e| e.to_string())?;
     // SAFETY: open just returned this descriptor.
     let root_fd = unsafe { OwnedFd::from_raw_fd(root_fd) };
-    let vfs = crate::fs::Vfs::new(root_fd, true).map_err(|e| e.to_string())?;
+    let vfs = crate::fs::Vfs::new(root_fd, crate::fs::vfs::RootMode::Overlay, memfile.clone()).map_err(|e| e.to_string())?;
     let kernel = Kernel::new(KernelConfig::default(), platform, memfile, vfs, Box::new(std::io::sink()));
     let spec = LaunchSpec {
         argv: argv.iter().map(|a| a.as_bytes().to_vec()).collect(),

@@ -13,6 +13,9 @@ use crate::js_error;
 pub struct ControlExchange {
     fd: RawFd,
     request: Option<Request>,
+    /// Descriptors sent with the request (`SCM_RIGHTS`); the caller keeps
+    /// them open until the Promise settles.
+    fds: Vec<RawFd>,
 }
 
 impl Task for ControlExchange {
@@ -23,7 +26,7 @@ impl Task for ControlExchange {
         // SAFETY: the caller keeps `fd` open until the Promise settles.
         let fd = unsafe { BorrowedFd::borrow_raw(self.fd) };
         if let Some(request) = &self.request {
-            control::send(&fd, request).map_err(js_error)?;
+            control::send_with_fds(&fd, request, &self.fds).map_err(js_error)?;
         }
         control::recv(&fd).map_err(js_error)
     }
@@ -40,10 +43,19 @@ fn parse_request(json: &str) -> napi::Result<Request> {
 }
 
 /// One request, one response: resolves with the response as JSON text.
+/// `fds` travel with the request (e.g. the three stdio of `exec`).
 #[napi(ts_return_type = "Promise<string>")]
-pub fn control_call(fd: i32, request_json: String) -> napi::Result<AsyncTask<ControlExchange>> {
+pub fn control_call(fd: i32, request_json: String, fds: Option<Vec<i32>>) -> napi::Result<AsyncTask<ControlExchange>> {
     let request = Some(parse_request(&request_json)?);
-    Ok(AsyncTask::new(ControlExchange { fd, request }))
+    Ok(AsyncTask::new(ControlExchange { fd, request, fds: fds.unwrap_or_default() }))
+}
+
+/// Opens a connection to a sandbox's rendezvous socket (its `sandbox.sock`);
+/// returns our end. Fails (ECONNREFUSED, ENOENT) when no sandbox serves it.
+#[napi]
+pub fn control_connect(path: String) -> napi::Result<i32> {
+    let fd = control::connect_rendezvous(std::path::Path::new(&path)).map_err(|e| js_error(format!("connecting to {path}: {e}")))?;
+    Ok(std::os::fd::IntoRawFd::into_raw_fd(fd))
 }
 
 /// Sends a request without reading its response, e.g. a `signal` forwarded
@@ -60,7 +72,7 @@ pub fn control_send(fd: i32, request_json: String) -> napi::Result<()> {
 /// Reads one response: resolves with it as JSON text.
 #[napi(ts_return_type = "Promise<string>")]
 pub fn control_recv(fd: i32) -> AsyncTask<ControlExchange> {
-    AsyncTask::new(ControlExchange { fd, request: None })
+    AsyncTask::new(ControlExchange { fd, request: None, fds: Vec::new() })
 }
 
 /// Closes a descriptor this addon handed out (the control socket). The

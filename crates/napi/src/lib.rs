@@ -5,11 +5,15 @@
 //! Blocking calls are napi `AsyncTask`s: they run on the libuv thread pool
 //! and settle a Promise on the JavaScript thread.
 
+mod console;
 mod control_socket;
+mod lock;
 mod process;
 mod spawn;
 
-pub use control_socket::{close_fd, control_call, control_recv, control_send};
+pub use console::{open_pty, send_console, Pty};
+pub use control_socket::{close_fd, control_call, control_connect, control_recv, control_send};
+pub use lock::lock_file;
 pub use process::{kill, wait_pid, ExitStatus};
 pub use spawn::{spawn_sandbox, SpawnOptions, SpawnedSandbox};
 

@@ -4,6 +4,11 @@
 //! names: 3 the control socket, 4 the spec (a memfd), 5/6/7 the
 //! application's stdin/stdout/stderr. Every other descriptor is closed on
 //! exec, so nothing of Node's leaks into the sandbox.
+//!
+//! The control socket is either one end of a connected socketpair (the
+//! other end is returned: `veil do`) or, with `controlSocketPath`, a
+//! rendezvous socket bound at that path that later CLI processes reach
+//! with `controlConnect` (the lifecycle, where the sandbox outlives the CLI).
 
 use napi_derive::napi;
 use std::ffi::CString;
@@ -36,12 +41,19 @@ pub struct SpawnOptions {
     /// Kill the sandbox (SIGKILL) when the calling process dies, and pass
     /// `--die-with-parent` so the sandbox does the same for what it runs.
     pub die_with_parent: Option<bool>,
+    /// Bind the control socket at this path (see the module comment); the
+    /// returned `controlFd` is then -1.
+    pub control_socket_path: Option<String>,
+    /// `cgroup.procs` files the child writes itself into before exec, so
+    /// that nothing of the sandbox ever runs outside the container's cgroup.
+    pub cgroup_procs: Option<Vec<String>>,
 }
 
 #[napi(object)]
 pub struct SpawnedSandbox {
     pub pid: i32,
-    /// Our end of the control socket; close it with `closeFd`.
+    /// Our end of the control socket; close it with `closeFd`. -1 with
+    /// `controlSocketPath`.
     pub control_fd: i32,
 }
 
@@ -56,7 +68,19 @@ pub fn spawn_sandbox(options: SpawnOptions) -> napi::Result<SpawnedSandbox> {
         .map_err(|_| js_error("stdio must list exactly three descriptors"))?;
     check_executable(&options.binary)?;
 
-    let (ours, theirs) = UnixStream::pair().map_err(|e| js_error(format!("socketpair: {e}")))?;
+    let (ours, theirs): (Option<OwnedFd>, OwnedFd) = match &options.control_socket_path {
+        None => {
+            let (ours, theirs) = UnixStream::pair().map_err(|e| js_error(format!("socketpair: {e}")))?;
+            (Some(ours.into()), theirs.into())
+        }
+        Some(path) => (None, bind_rendezvous(path).map_err(|e| js_error(format!("control socket {path}: {e}")))?),
+    };
+    let cgroup_procs: Vec<CString> = options
+        .cgroup_procs
+        .iter()
+        .flatten()
+        .map(|p| CString::new(p.as_str()).map_err(|_| js_error("cgroup path contains NUL")))
+        .collect::<napi::Result<_>>()?;
     let spec = spec_memfd(&options.spec).map_err(|e| js_error(format!("spec memfd: {e}")))?;
 
     let sources = [theirs.as_raw_fd(), spec.as_raw_fd(), stdio[0], stdio[1], stdio[2]];
@@ -86,14 +110,47 @@ pub fn spawn_sandbox(options: SpawnOptions) -> napi::Result<SpawnedSandbox> {
     // SAFETY: the closure only makes async-signal-safe system calls and
     // touches no memory but the copied descriptor list.
     unsafe {
-        command.pre_exec(move || prepare_child(&scratch_raw, die_with_parent, parent));
+        command.pre_exec(move || {
+            join_cgroups(&cgroup_procs)?;
+            prepare_child(&scratch_raw, die_with_parent, parent)
+        });
     }
     let child = command
         .spawn()
         .map_err(|e| js_error(format!("cannot start {}: {e}", options.binary)))?;
     // Our copies of the donated descriptors close here; the child keeps its own.
     drop((scratch, theirs, spec));
-    Ok(SpawnedSandbox { pid: child.id() as i32, control_fd: ours.into_raw_fd() })
+    Ok(SpawnedSandbox { pid: child.id() as i32, control_fd: ours.map_or(-1, |o| o.into_raw_fd()) })
+}
+
+/// A `SOCK_DGRAM` socket bound at `path`, reachable only by its owner.
+fn bind_rendezvous(path: &str) -> io::Result<OwnedFd> {
+    use nix::sys::socket::{bind, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+    let sock = socket(AddressFamily::Unix, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)?;
+    bind(sock.as_raw_fd(), &UnixAddr::new(path)?)?;
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    Ok(sock)
+}
+
+/// In the forked child: moves it into each cgroup. Writing "0" to
+/// `cgroup.procs` means "the writer", in v1 and v2 alike.
+fn join_cgroups(procs: &[CString]) -> io::Result<()> {
+    for path in procs {
+        // SAFETY: open/write/close are async-signal-safe; `path` is a valid C string.
+        unsafe {
+            let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let r = libc::write(fd, b"0".as_ptr().cast(), 1);
+            let err = io::Error::last_os_error();
+            libc::close(fd);
+            if r < 0 {
+                return Err(err);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Fails in the parent with a clear message rather than in the child, where

@@ -14,6 +14,7 @@
 
 use std::sync::Arc;
 
+pub mod kvm;
 pub mod ptrace;
 
 /// x86-64 general purpose registers, laid out as Linux's `user_regs_struct`

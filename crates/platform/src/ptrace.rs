@@ -2,30 +2,56 @@
 //! `PTRACE_SYSEMU`, so that the host never executes an application system
 //! call; the sentry serves each one.
 //!
-//! * [`PtracePlatform::new`] maps the *stub code page* (`syscall; int3`) at
-//!   a fixed high address in the sentry. Every stub process inherits it by
-//!   `fork` and keeps nothing else; applications may use every address below
-//!   it ([`Platform::max_user_address`]).
-//! * [`PtraceAddressSpace`] is one stub process, forked lazily by the first
-//!   switch on it (see its docs for why), whose mappings are changed by
-//!   injecting `mmap`/`munmap`/`mprotect` into it.
-//! * [`PtraceContext`] runs a task's registers in a stub until the next
-//!   system call, fault or signal.
+//! * [`PtracePlatform::new`] maps the *stub code page* at a fixed high
+//!   address in the sentry. Every stub process inherits it by `fork` and
+//!   keeps nothing else; applications may use every address below it
+//!   ([`Platform::max_user_address`]).
+//! * [`PtraceAddressSpace`] is one stub process, made lazily by the first
+//!   switch on it, whose mappings are changed by injecting
+//!   `mmap`/`munmap`/`mprotect` into any of its threads.
+//! * [`PtraceContext`] runs a task's registers until the next system call,
+//!   fault or signal, in a *stub thread* of its own in the address space's
+//!   stub process, traced by the context's host thread. Several contexts,
+//!   each on its own host thread, run concurrently in one address space:
+//!   a multi-threaded application.
 //!
-//! Interrupts use [`INTERRUPT_SIGNAL`] (SIGCHLD, as gVisor does): a stub has
-//! no children, so it never receives SIGCHLD for any other reason, and its
-//! default action (ignore) makes a stray one harmless.
+//! Who traces what (ptrace lets only the attaching thread drive a tracee):
+//!
+//! ```text
+//! factory thread (one per platform) ── forks & traces ──> stub leader (never runs app code)
+//!                                                          │ clone (injected by the factory)
+//! context A's host thread ── seizes & traces ──> stub thread A ┤
+//! context B's host thread ── seizes & traces ──> stub thread B ┘  (one process, one mm)
+//! ```
+//!
+//! The stub dies with its address space, with the factory (PDEATHSIG, and
+//! EXITKILL on the leader) and so with the sentry; a stub thread exits alone
+//! when its context is dropped or moves (see `thread.rs`), and with the
+//! whole process if its tracer exits without releasing it (EXITKILL).
+//!
+//! Seizing a stub thread is a ptrace *attach*: the host must allow it (Yama
+//! `ptrace_scope` 0 or 1, stubs being descendants of the sentry; 2 needs
+//! CAP_SYS_PTRACE in the stubs' user namespace; 3 makes this platform
+//! unusable, `PTRACE_SEIZE` failing with EPERM).
+//!
+//! Interrupts use [`INTERRUPT_SIGNAL`] (SIGCHLD, as gVisor does), sent to
+//! the context's own stub thread with `tgkill`: a stub has no children, so
+//! it never receives SIGCHLD for any other reason, and its default action
+//! (ignore) makes a stray one harmless.
 //!
 //! Host system calls made here (all in the sentry's seccomp allow-list):
-//! mmap/mprotect/munmap (stub page), fork (clone), ptrace, wait4, tgkill,
-//! kill, gettid, getpid; in the forked child before it stops: prctl,
-//! getppid, rt_sigprocmask, close_range, ptrace, kill, getpid, exit_group;
-//! injected into stubs: munmap, mmap, mprotect.
+//! mmap/mprotect/munmap (stub page), clone (the factory thread, fork),
+//! ptrace, wait4, tgkill, kill, gettid, getpid, futex; in the forked child
+//! before it stops: prctl, getppid, rt_sigprocmask, close_range, ptrace,
+//! kill, getpid, exit_group; injected into stubs: munmap, mmap, mprotect,
+//! rseq, clone, exit; run by a new stub thread before it is traced: poll.
 
 mod address_space;
 mod context;
+mod factory;
 mod stub;
 mod sys;
+mod thread;
 pub mod raw;
 
 use std::os::fd::RawFd;
@@ -53,6 +79,9 @@ pub(crate) struct Shared {
     pub memfd: RawFd,
     /// Host XSAVE regset size: 0 unknown yet, usize::MAX no XSAVE.
     pub xstate_len: AtomicUsize,
+    /// Forks stub processes and clones stub threads. Dropped (its thread
+    /// joined) with the last address space or context.
+    pub factory: factory::Factory,
 }
 
 impl Drop for Shared {
@@ -112,7 +141,9 @@ impl PtracePlatform {
     /// number) to map application memory.
     pub fn new(memfile_fd: RawFd) -> Result<Self> {
         let stub_addr = map_stub_page()?;
-        Ok(PtracePlatform { shared: Arc::new(Shared { stub_addr, memfd: memfile_fd, xstate_len: AtomicUsize::new(0) }) })
+        let xstate_len = AtomicUsize::new(0);
+        let shared = Shared { stub_addr, memfd: memfile_fd, xstate_len, factory: Default::default() };
+        Ok(PtracePlatform { shared: Arc::new(shared) })
     }
 
     /// The address of the stub code page (= `max_user_address`).

@@ -11,10 +11,20 @@ pub struct BootArgs {
     pub strace: bool,
     pub debug: bool,
     pub die_with_parent: bool,
+    /// CPUs and memory the container may use (from its cgroup): what
+    /// `nproc` and /proc/meminfo show inside. `None`: the host's.
+    pub cpus: Option<u32>,
+    pub total_memory: Option<u64>,
+    /// Most tasks at once (the cgroup's pids limit).
+    pub max_tasks: Option<usize>,
 }
 
 fn fd(flag: &str, v: &str) -> Result<RawFd, String> {
     v.parse::<RawFd>().ok().filter(|&n| n >= 0).ok_or_else(|| format!("{flag}: {v:?} is not a file descriptor number"))
+}
+
+fn positive<T: std::str::FromStr + PartialOrd + Default>(flag: &str, v: &str) -> Result<T, String> {
+    v.parse::<T>().ok().filter(|n| *n > T::default()).ok_or_else(|| format!("{flag}: {v:?} is not a positive number"))
 }
 
 impl BootArgs {
@@ -22,7 +32,7 @@ impl BootArgs {
         let mut control = None;
         let mut spec = None;
         let mut stdio = None;
-        let mut out = BootArgs { control_fd: -1, spec_fd: -1, stdio_fds: [-1; 3], platform: "ptrace".into(), strace: false, debug: false, die_with_parent: false };
+        let mut out = BootArgs { control_fd: -1, spec_fd: -1, stdio_fds: [-1; 3], platform: "auto".into(), strace: false, debug: false, die_with_parent: false, cpus: None, total_memory: None, max_tasks: None };
         let mut it = args.iter();
         while let Some(a) = it.next() {
             let (flag, inline) = match a.split_once('=') {
@@ -45,6 +55,9 @@ impl BootArgs {
                 "--strace" => out.strace = true,
                 "--debug" => out.debug = true,
                 "--die-with-parent" => out.die_with_parent = true,
+                "--cpus" => out.cpus = Some(positive(flag, &value()?)?),
+                "--total-memory" => out.total_memory = Some(positive(flag, &value()?)?),
+                "--max-tasks" => out.max_tasks = Some(positive(flag, &value()?)?),
                 other => return Err(format!("unknown flag {other:?}")),
             }
         }
@@ -67,7 +80,11 @@ mod tests {
     fn parses_both_flag_forms() {
         let a = BootArgs::parse(&v("--control-fd 3 --spec-fd=4 --stdio-fds 5,6,7 --strace")).unwrap();
         assert_eq!((a.control_fd, a.spec_fd, a.stdio_fds, a.strace), (3, 4, [5, 6, 7], true));
-        assert_eq!(a.platform, "ptrace");
+        assert_eq!(a.platform, "auto");
+        assert_eq!((a.cpus, a.total_memory, a.max_tasks), (None, None, None));
+        let b = BootArgs::parse(&v("--control-fd 3 --spec-fd 4 --stdio-fds 5,6,7 --cpus 2 --total-memory=1048576 --max-tasks 10")).unwrap();
+        assert_eq!((b.cpus, b.total_memory, b.max_tasks), (Some(2), Some(1 << 20), Some(10)));
+        assert!(BootArgs::parse(&v("--control-fd 3 --spec-fd 4 --stdio-fds 5,6,7 --cpus 0")).unwrap_err().contains("--cpus"));
     }
 
     #[test]

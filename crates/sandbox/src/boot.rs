@@ -5,9 +5,8 @@
 //! a process the filter does not cover.
 
 use crate::args::BootArgs;
+use crate::server::{ControlMode, Server};
 use crate::spec::Spec;
-use control::{Request, Response, WaitStatus};
-use kernel::task::ExitStatus;
 use kernel::{Kernel, KernelConfig, LaunchSpec};
 use memfile::MemoryFile;
 use std::io::Read;
@@ -66,6 +65,8 @@ pub fn run(args: BootArgs) -> Result<(), String> {
         }
     }
     let control = take_fd(args.control_fd, "control")?;
+    // Asked now: the seccomp filter installed below does not allow getsockopt.
+    let mode = ControlMode::of(&control)?;
     let mut spec_file = std::fs::File::from(take_fd(args.spec_fd, "spec")?);
     let stdio = [take_fd(args.stdio_fds[0], "stdin")?, take_fd(args.stdio_fds[1], "stdout")?, take_fd(args.stdio_fds[2], "stderr")?];
     let mut text = Vec::new();
@@ -83,20 +84,28 @@ pub fn run(args: BootArgs) -> Result<(), String> {
 
     let sigset = block_forwarded_signals();
     let memfile = Arc::new(MemoryFile::new(MEMORY_FILE_SIZE).map_err(|e| format!("memory file: {e}"))?);
-    let platform: Arc<dyn platform::Platform> = match args.platform.as_str() {
-        "ptrace" => Arc::new(platform::ptrace::PtracePlatform::new(memfile.fd()).map_err(|e| format!("ptrace platform: {e}"))?),
-        other => return Err(format!("unknown platform {other:?} (valid: ptrace)")),
-    };
-    let vfs = kernel::fs::Vfs::new(root_fd, root.readonly).map_err(|e| format!("root filesystem: {e}"))?;
+    // Before the seccomp filter: building a VM needs ioctls the filter refuses.
+    let chosen = crate::platforms::create(&args.platform, &memfile)?;
+    // A writable root is copy-on-write in memory: nothing reaches the host.
+    let root_mode = if root.readonly { kernel::fs::vfs::RootMode::ReadOnly } else { kernel::fs::vfs::RootMode::Overlay };
+    let vfs = kernel::fs::Vfs::new(root_fd, root_mode, memfile.clone()).map_err(|e| format!("root filesystem: {e}"))?;
     let config = KernelConfig {
         hostname: spec.hostname.clone().unwrap_or_else(|| "veil".into()),
         strace: args.strace,
-        total_memory: host_memory(),
+        total_memory: args.total_memory.unwrap_or_else(host_memory),
         ..KernelConfig::default()
     };
-    let kernel = Kernel::new(config, platform, memfile, vfs, log);
+    let config = KernelConfig {
+        cpus: args.cpus.unwrap_or(config.cpus),
+        max_tasks: args.max_tasks.unwrap_or(config.max_tasks).min(chosen.max_tasks.unwrap_or(usize::MAX)),
+        ..config
+    };
+    let kernel = Kernel::new(config, chosen.platform, memfile, vfs, log);
     if args.debug {
-        kernel.log_line(&format!("veil: sandbox {} on platform {}", std::process::id(), args.platform));
+        kernel.log_line(&format!("veil: sandbox {} on platform {}", std::process::id(), chosen.name));
+        if let Some(why) = &chosen.note {
+            kernel.log_line(&format!("veil: {why}"));
+        }
     }
     spawn_signal_forwarder(kernel.clone(), sigset);
 
@@ -108,76 +117,23 @@ pub fn run(args: BootArgs) -> Result<(), String> {
     }
 
     let process = spec.process.unwrap();
-    let mut launch = Some(LaunchSpec {
+    let launch = LaunchSpec {
         argv: process.args.iter().map(|a| a.as_bytes().to_vec()).collect(),
         envp: process.env.iter().map(|a| a.as_bytes().to_vec()).collect(),
         cwd: process.cwd.into_bytes(),
         stdio,
-    });
-    let mut init = None;
-    // Replies go out under one lock: `wait` answers from its own thread so
-    // that requests sent meanwhile (a forwarded signal) are still served.
-    let control = Arc::new(control);
-    let reply = Arc::new(std::sync::Mutex::new(()));
-    let send = |resp: &Response| {
-        let _g = reply.lock().unwrap();
-        control::send(&*control, resp).is_ok()
     };
-    loop {
-        let req: Request = match control::recv(&*control) {
-            Ok(r) => r,
-            Err(control::ControlError::Closed) => break,
-            Err(e) => return Err(e.to_string()),
-        };
-        let resp = match req {
-            Request::Create => match launch.take() {
-                None => Response::Error { message: "container already created".into() },
-                Some(l) => match kernel.create_init(l) {
-                    Ok(t) => {
-                        init = Some(t);
-                        Response::Ok
-                    }
-                    Err(message) => Response::Error { message },
-                },
-            },
-            Request::Start => match init.take() {
-                Some(t) => {
-                    kernel.start(t);
-                    Response::Ok
-                }
-                None => Response::Error { message: "container is not created or already started".into() },
-            },
-            Request::Wait => {
-                let (k, c, r) = (kernel.clone(), control.clone(), reply.clone());
-                std::thread::spawn(move || {
-                    let resp = Response::Waited(wait_status(k.wait_init()));
-                    let _g = r.lock().unwrap();
-                    let _ = control::send(&*c, &resp);
-                });
-                continue;
-            }
-            Request::Signal { signo, all } => match kernel.signal(signo, all) {
-                Ok(()) => Response::Ok,
-                Err(message) => Response::Error { message },
-            },
-            Request::State => Response::State(control::SandboxState {
-                status: if kernel.init_status().is_some() { "stopped".into() } else { "running".into() },
-                pids: kernel.proc_list(),
-            }),
-        };
-        if !send(&resp) {
-            break;
+    let server = Server::new(kernel.clone(), launch);
+    match mode {
+        ControlMode::Connection => {
+            // `veil do`: the one connection's end is the sandbox's end.
+            server.serve(Arc::new(control));
+            kernel.shutdown();
         }
+        // The lifecycle: serve until a `destroy` request exits the process.
+        ControlMode::Rendezvous => server.serve_rendezvous(control)?,
     }
-    kernel.shutdown();
     Ok(())
-}
-
-fn wait_status(s: ExitStatus) -> WaitStatus {
-    match s {
-        ExitStatus::Exited(c) => WaitStatus { exit_code: Some(c), signal: None },
-        ExitStatus::Signaled { signo, .. } => WaitStatus { exit_code: None, signal: Some(signo) },
-    }
 }
 
 /// Forwards the host signals the sandbox process receives to the init

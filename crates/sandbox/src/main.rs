@@ -5,6 +5,8 @@
 
 mod args;
 mod boot;
+mod platforms;
+mod server;
 mod spec;
 
 use std::process::ExitCode;
@@ -24,7 +26,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         _ => {
-            eprintln!("usage: veil-sandbox boot --control-fd N --spec-fd N --stdio-fds I,O,E [--platform ptrace] [--strace] [--debug] [--die-with-parent]\n       veil-sandbox syscalls");
+            eprintln!("usage: veil-sandbox boot --control-fd N --spec-fd N --stdio-fds I,O,E [--platform auto|kvm|ptrace] [--strace] [--debug] [--die-with-parent] [--cpus N] [--total-memory BYTES] [--max-tasks N]\n       veil-sandbox syscalls");
             ExitCode::from(2)
         }
     }

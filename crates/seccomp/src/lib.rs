@@ -49,6 +49,22 @@ const IOCTLS: &[u64] = &[
     libc::FIONREAD,
     libc::FIONBIO,
     libc::FIOCLEX,
+    // The KVM platform at run time (vCPUs are created lazily, on a task's
+    // first switch); numbers are _IO/_IOR/_IOW(0xAE, nr, size) from
+    // linux/kvm.h.
+    0xAE80,     // KVM_RUN
+    0xAE41,     // KVM_CREATE_VCPU
+    0xAE04,     // KVM_GET_VCPU_MMAP_SIZE
+    0xAE03,     // KVM_CHECK_EXTENSION
+    0x8090AE81, // KVM_GET_REGS
+    0x4090AE82, // KVM_SET_REGS
+    0x8138AE83, // KVM_GET_SREGS
+    0x4138AE84, // KVM_SET_SREGS
+    0x4008AE89, // KVM_SET_MSRS
+    0x4008AE90, // KVM_SET_CPUID2
+    0x9000AEA4, // KVM_GET_XSAVE
+    0x5000AEA5, // KVM_SET_XSAVE
+    0x4188AEA7, // KVM_SET_XCRS
 ];
 
 /// The allow-list: one row per system call, grouped by why the sentry needs it.

@@ -37,6 +37,8 @@ impl Device {
 enum Entry {
     Dev(Device),
     Link(&'static [u8]),
+    /// A mount point (shm, pts).
+    Dir,
 }
 
 const ENTRIES: &[(&[u8], Entry)] = &[
@@ -47,6 +49,9 @@ const ENTRIES: &[(&[u8], Entry)] = &[
     (b"urandom", Entry::Dev(Device::Urandom)),
     (b"tty", Entry::Dev(Device::Tty)),
     (b"fd", Entry::Link(b"/proc/self/fd")),
+    (b"ptmx", Entry::Link(b"pts/ptmx")),
+    (b"pts", Entry::Dir),
+    (b"shm", Entry::Dir),
     (b"stdin", Entry::Link(b"/proc/self/fd/0")),
     (b"stdout", Entry::Link(b"/proc/self/fd/1")),
     (b"stderr", Entry::Link(b"/proc/self/fd/2")),
@@ -71,13 +76,18 @@ impl Node for DevRoot {
         Ok(match e {
             Entry::Dev(d) => Arc::new(DevNode { dev: *d, ino }),
             Entry::Link(t) => Arc::new(StaticLink { target: t.to_vec(), dev: DEV_DEV, ino }),
+            Entry::Dir => Arc::new(super::node::EmptyDir { dev: DEV_DEV, ino }),
         })
     }
     fn readdir(&self, _c: &Caller) -> SysResult<Vec<DirEntry>> {
         Ok(ENTRIES
             .iter()
             .enumerate()
-            .map(|(i, (n, e))| DirEntry { ino: i as u64 + 2, kind: if matches!(e, Entry::Dev(_)) { libc::DT_CHR } else { libc::DT_LNK }, name: n.to_vec() })
+            .map(|(i, (n, e))| DirEntry { ino: i as u64 + 2, kind: match e {
+                Entry::Dev(_) => libc::DT_CHR,
+                Entry::Link(_) => libc::DT_LNK,
+                Entry::Dir => libc::DT_DIR,
+            }, name: n.to_vec() })
             .collect())
     }
 }
@@ -104,10 +114,12 @@ impl Node for DevNode {
     fn readlink(&self, _c: &Caller) -> SysResult<LinkTarget> {
         Err(Errno::EINVAL)
     }
-    fn open(&self, _c: &Caller, _flags: u32) -> SysResult<Box<dyn FileOps>> {
+    fn open(&self, c: &Caller, flags: u32) -> SysResult<Box<dyn FileOps>> {
         if self.dev == Device::Tty {
-            // No controlling terminals in the sandbox yet.
-            return Err(Errno::ENXIO);
+            // The caller's controlling terminal: a pty of its session, or
+            // the host terminal a session started from outside has as
+            // stdio; ENXIO without one. fstat shows /dev/tty itself.
+            return super::tty::open_controlling(c, flags, dev_stat(self.dev, self.ino));
         }
         Ok(Box::new(DevFile { dev: self.dev, ino: self.ino }))
     }
@@ -116,6 +128,17 @@ impl Node for DevNode {
 struct DevFile {
     dev: Device,
     ino: u64,
+}
+
+/// Opens the character device numbered `rdev` for a device node made by
+/// mknod in a tmpfs (ENXIO for devices the sentry does not serve).
+pub fn open_rdev(rdev: u64, ino: u64) -> SysResult<Box<dyn FileOps>> {
+    let (maj, min) = (libc::major(rdev), libc::minor(rdev));
+    let all = [Device::Null, Device::Zero, Device::Full, Device::Random, Device::Urandom];
+    match all.into_iter().find(|d| d.number() == (maj, min)) {
+        Some(dev) => Ok(Box::new(DevFile { dev, ino })),
+        None => Err(Errno::ENXIO),
+    }
 }
 
 fn fill_random(buf: &mut [u8]) -> SysResult<usize> {

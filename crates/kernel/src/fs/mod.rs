@@ -9,7 +9,19 @@ pub mod hostfd;
 pub mod node;
 pub mod pipe;
 pub mod proc;
+pub mod tmpfs;
+pub mod overlay;
+pub mod lock;
+pub mod sys;
+pub mod devpts;
+pub mod tty;
 pub mod vfs;
+pub mod anon;
+pub mod epoll;
+pub mod eventfd;
+pub mod readiness;
+pub mod signalfd;
+pub mod timerfd;
 
 pub use fdtable::FdTable;
 pub use vfs::{FsContext, Location, Vfs};
@@ -99,6 +111,12 @@ pub trait FileOps: Send + Sync {
     fn memory_object(&self) -> Option<Arc<crate::mm::MemObject>> {
         None
     }
+    /// ftruncate/fchmod/fchown/futimens of a description with no place in
+    /// the tree (a memfd); the others go to their location's node.
+    fn setattr(&self, c: &node::Caller, attr: &node::SetAttr) -> SysResult<()> {
+        let _ = (c, attr);
+        Err(Errno::EINVAL)
+    }
 }
 
 /// An open file description (what `open` creates and `dup`/`fork` share).
@@ -109,11 +127,14 @@ pub struct OpenFile {
     pub offset: Mutex<u64>,
     /// Where it was opened, for /proc/PID/fd and fchdir; None for pipes etc.
     pub location: Option<Location>,
+    /// Set once an OFD or flock lock was taken through this description,
+    /// so its last close releases them.
+    pub has_locks: std::sync::atomic::AtomicBool,
 }
 
 impl OpenFile {
     pub fn new(ops: Box<dyn FileOps>, flags: u32, location: Option<Location>) -> Arc<OpenFile> {
-        Arc::new(OpenFile { ops, flags: AtomicU32::new(flags), offset: Mutex::new(0), location })
+        Arc::new(OpenFile { ops, flags: AtomicU32::new(flags), offset: Mutex::new(0), location, has_locks: Default::default() })
     }
     pub fn flags(&self) -> u32 {
         self.flags.load(Ordering::Relaxed)
@@ -133,6 +154,9 @@ impl OpenFile {
 
 impl Drop for OpenFile {
     fn drop(&mut self) {
+        if self.has_locks.load(Ordering::Relaxed) {
+            lock::table().release_file(self as *const OpenFile as usize);
+        }
         self.ops.release();
     }
 }

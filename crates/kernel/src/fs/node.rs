@@ -6,6 +6,7 @@ use super::{DirEntry, FileOps, OpenFile};
 use crate::{Kernel, SysResult};
 use abi::types::Stat;
 use abi::Errno;
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
@@ -16,6 +17,8 @@ pub const S_IFREG: u32 = libc::S_IFREG;
 pub const S_IFLNK: u32 = libc::S_IFLNK;
 pub const S_IFCHR: u32 = libc::S_IFCHR;
 pub const S_IFIFO: u32 = libc::S_IFIFO;
+pub const S_IFSOCK: u32 = libc::S_IFSOCK;
+pub const S_IFBLK: u32 = libc::S_IFBLK;
 
 /// Who is looking: procfs answers differently per caller (`/proc/self`)
 /// and needs the kernel's process table. `kernel` is None only in unit
@@ -34,6 +37,16 @@ impl<'a> Caller<'a> {
     /// The kernel, or ENOENT when there is none (procfs in a unit test).
     pub fn kernel(&self) -> SysResult<&'a Arc<Kernel>> {
         self.kernel.ok_or(Errno::ENOENT)
+    }
+    /// (fsuid, fsgid) new inodes get. Every task is root inside the
+    /// sandbox today (`TaskCtx::uid`); when credentials arrive this is the
+    /// one place to read them.
+    pub fn owner(&self) -> (u32, u32) {
+        (0, 0)
+    }
+    /// The calling task, for file systems that must block in open (fifos).
+    pub fn task(&self) -> SysResult<Arc<crate::task::Task>> {
+        self.kernel()?.task(self.tid).ok_or(Errno::ESRCH)
     }
 }
 
@@ -81,22 +94,127 @@ pub trait Node: Send + Sync {
     fn cache_children(&self) -> bool {
         true
     }
+
+    // The write side. The VFS has already refused read-only mounts
+    // (EROFS) and resolved `name` in this directory; file systems that
+    // cannot change keep the defaults (EPERM, as Linux's procfs answers).
+
+    /// Creates a directory `name`.
+    fn mkdir(&self, c: &Caller, name: &[u8], mode: u32) -> SysResult<()> {
+        let _ = (c, name, mode);
+        Err(Errno::EPERM)
+    }
+    /// Creates a non-directory, non-symlink inode: `mode` carries the type
+    /// (S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK) and `rdev` the device.
+    fn mknod(&self, c: &Caller, name: &[u8], mode: u32, rdev: u64) -> SysResult<()> {
+        let _ = (c, name, mode, rdev);
+        Err(Errno::EPERM)
+    }
+    fn symlink(&self, c: &Caller, name: &[u8], target: &[u8]) -> SysResult<()> {
+        let _ = (c, name, target);
+        Err(Errno::EPERM)
+    }
+    /// Makes `name` a new hard link to `target` (EXDEV when `target` is
+    /// not of this file system).
+    fn link(&self, c: &Caller, name: &[u8], target: &Arc<dyn Node>) -> SysResult<()> {
+        let _ = (c, name, target);
+        Err(Errno::EPERM)
+    }
+    /// Removes the non-directory `name`.
+    fn unlink(&self, c: &Caller, name: &[u8]) -> SysResult<()> {
+        let _ = (c, name);
+        Err(Errno::EPERM)
+    }
+    /// Removes the empty directory `name`.
+    fn rmdir(&self, c: &Caller, name: &[u8]) -> SysResult<()> {
+        let _ = (c, name);
+        Err(Errno::EPERM)
+    }
+    /// Moves `old` of this directory to `new` of `new_dir` (same file
+    /// system, else EXDEV). `flags` are renameat2's RENAME_* bits; the
+    /// VFS has already checked that a directory is not moved into itself.
+    fn rename(&self, c: &Caller, old: &[u8], new_dir: &Arc<dyn Node>, new: &[u8], flags: u32) -> SysResult<()> {
+        let _ = (c, old, new_dir, new, flags);
+        Err(Errno::EPERM)
+    }
+    /// chmod, chown, truncate, utimes.
+    fn setattr(&self, c: &Caller, attr: &SetAttr) -> SysResult<()> {
+        let _ = (c, attr);
+        Err(Errno::EPERM)
+    }
+    /// An unnamed regular file in this directory's file system (O_TMPFILE).
+    fn tmpfile(&self, c: &Caller, mode: u32) -> SysResult<Arc<dyn Node>> {
+        let _ = (c, mode);
+        Err(Errno::EOPNOTSUPP)
+    }
+    /// For downcasting to a file system's own node type (link, rename).
+    fn as_any(&self) -> Option<&dyn Any> {
+        None
+    }
+    /// For a socket inode (`mknod S_IFSOCK`, or `bind` of a unix socket):
+    /// the slot where the socket layer keeps the bound endpoint. `connect`
+    /// resolves the path, then reads this slot; `bind` creates the inode
+    /// with `mknod(S_IFSOCK)` (EADDRINUSE on EEXIST) and stores its
+    /// endpoint here. None for every other inode (ECONNREFUSED).
+    fn socket_slot(&self) -> Option<&SocketSlot> {
+        None
+    }
+}
+
+/// What a bound unix socket leaves in its inode; the socket layer owns the
+/// concrete type and downcasts (`Arc::downcast`).
+pub type SocketSlot = Mutex<Option<Arc<dyn Any + Send + Sync>>>;
+
+/// A time argument of utimensat, resolved by the system call layer
+/// (UTIME_NOW already replaced by the current time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Time {
+    pub sec: i64,
+    pub nsec: i64,
+}
+
+impl Time {
+    pub fn now() -> Time {
+        let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        Time { sec: d.as_secs() as i64, nsec: d.subsec_nanos() as i64 }
+    }
+}
+
+/// Attribute changes: each `Some` is applied; ctime is updated by the file
+/// system whenever anything changes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SetAttr {
+    /// Permission bits only (07777).
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub atime: Option<Time>,
+    pub mtime: Option<Time>,
 }
 
 /// A node in the sentry's name cache: a name, its parent and its inode.
 /// Parents are held strongly (a location keeps its whole path alive, so
 /// `..` and `Location::path` always work); children weakly, so the cache
-/// never holds host descriptors nobody uses.
+/// never holds host descriptors nobody uses. Name and parent change when
+/// rename moves the dentry, so a cwd or an open file follows its inode.
 pub struct Dentry {
-    pub name: Vec<u8>,
-    pub parent: Option<Arc<Dentry>>,
+    place: Mutex<(Vec<u8>, Option<Arc<Dentry>>)>,
     pub node: Arc<dyn Node>,
     children: Mutex<HashMap<Vec<u8>, Weak<Dentry>>>,
 }
 
 impl Dentry {
     pub fn new(name: &[u8], parent: Option<Arc<Dentry>>, node: Arc<dyn Node>) -> Arc<Dentry> {
-        Arc::new(Dentry { name: name.to_vec(), parent, node, children: Mutex::new(HashMap::new()) })
+        Arc::new(Dentry { place: Mutex::new((name.to_vec(), parent)), node, children: Mutex::new(HashMap::new()) })
+    }
+
+    pub fn name(&self) -> Vec<u8> {
+        self.place.lock().unwrap().0.clone()
+    }
+
+    pub fn parent(&self) -> Option<Arc<Dentry>> {
+        self.place.lock().unwrap().1.clone()
     }
 
     /// The child called `name`, from the cache or looked up.
@@ -124,6 +242,40 @@ impl Dentry {
     /// Makes `d` the cached child `name` (mount points that the host lacks).
     pub fn adopt(&self, name: &[u8], d: &Arc<Dentry>) {
         self.children.lock().unwrap().insert(name.to_vec(), Arc::downgrade(d));
+    }
+
+    /// Drops the cached child `name` (after unlink, rmdir, or a rename
+    /// replaced it): the next lookup asks the file system again.
+    pub fn forget(&self, name: &[u8]) {
+        self.children.lock().unwrap().remove(name);
+    }
+
+    /// The cached child `name`, if any (no lookup).
+    pub fn cached(&self, name: &[u8]) -> Option<Arc<Dentry>> {
+        self.children.lock().unwrap().get(name).and_then(Weak::upgrade)
+    }
+
+    /// After a rename: `moved` (the cached child `old` of `from`, if any)
+    /// becomes child `new` of `to`; whatever `to` cached as `new` is dropped.
+    pub fn moved(from: &Arc<Dentry>, old: &[u8], to: &Arc<Dentry>, new: &[u8]) {
+        let moved = from.children.lock().unwrap().remove(old).and_then(|w| w.upgrade());
+        to.children.lock().unwrap().remove(new);
+        if let Some(m) = moved {
+            *m.place.lock().unwrap() = (new.to_vec(), Some(to.clone()));
+            to.children.lock().unwrap().insert(new.to_vec(), Arc::downgrade(&m));
+        }
+    }
+
+    /// True when `self` is `other` or lies below it.
+    pub fn is_within(self: &Arc<Self>, other: &Arc<Dentry>) -> bool {
+        let mut cur = Some(self.clone());
+        while let Some(d) = cur {
+            if Arc::ptr_eq(&d, other) {
+                return true;
+            }
+            cur = d.parent();
+        }
+        false
     }
 }
 

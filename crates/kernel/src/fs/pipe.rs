@@ -75,10 +75,11 @@ impl Pipe {
     }
 }
 
-/// One end of a pipe.
+/// One end of a pipe (a fifo opened O_RDWR is both ends at once).
 pub struct PipeEnd {
     pipe: Arc<Pipe>,
     reader: bool,
+    writer: bool,
 }
 
 /// A new pipe: (read end, write end). `flags` may carry O_NONBLOCK
@@ -89,8 +90,8 @@ pub fn new_pipe(flags: u32) -> SysResult<(Arc<OpenFile>, Arc<OpenFile>)> {
     }
     let pipe = Arc::new(Pipe { ring: Mutex::new(Ring::new(PIPE_SIZE)), queue: WaitQueue::new(), ino: NEXT_PIPE_INO.fetch_add(1, Ordering::Relaxed) });
     let nb = flags & libc::O_NONBLOCK as u32;
-    let r = OpenFile::new(Box::new(PipeEnd { pipe: pipe.clone(), reader: true }), libc::O_RDONLY as u32 | nb, None);
-    let w = OpenFile::new(Box::new(PipeEnd { pipe, reader: false }), libc::O_WRONLY as u32 | nb, None);
+    let r = OpenFile::new(Box::new(PipeEnd { pipe: pipe.clone(), reader: true, writer: false }), libc::O_RDONLY as u32 | nb, None);
+    let w = OpenFile::new(Box::new(PipeEnd { pipe, reader: false, writer: true }), libc::O_WRONLY as u32 | nb, None);
     Ok((r, w))
 }
 
@@ -128,7 +129,7 @@ impl FileOps for PipeEnd {
     }
 
     fn write(&self, t: &TaskCtx, file: &OpenFile, buf: &[u8]) -> SysResult<usize> {
-        if self.reader {
+        if !self.writer {
             return Err(Errno::EBADF);
         }
         let mut done = 0;
@@ -196,7 +197,14 @@ impl FileOps for PipeEnd {
 
     fn readiness(&self) -> u32 {
         let r = self.pipe.ring.lock().unwrap();
-        pipe_readiness(&r, self.reader)
+        let mut ev = 0;
+        if self.reader {
+            ev |= pipe_readiness(&r, true);
+        }
+        if self.writer {
+            ev |= pipe_readiness(&r, false);
+        }
+        ev
     }
 
     fn wait_queue(&self) -> Option<&WaitQueue> {
@@ -208,11 +216,81 @@ impl FileOps for PipeEnd {
             let mut r = self.pipe.ring.lock().unwrap();
             if self.reader {
                 r.readers -= 1;
-            } else {
+            }
+            if self.writer {
                 r.writers -= 1;
             }
         }
         self.pipe.queue.notify_all();
+    }
+}
+
+/// A named pipe (a fifo inode of tmpfs): one pipe shared by every open.
+/// Opening for reading waits for a writer and opening for writing waits
+/// for a reader, unless O_NONBLOCK (then a writer with no reader gets
+/// ENXIO), as fifo(7) describes.
+pub struct Fifo {
+    pipe: Arc<Pipe>,
+    /// Opens of each kind so far: a waiting opener is satisfied by any
+    /// open of the other kind, even one that has closed again.
+    opened: Mutex<(u64, u64)>,
+}
+
+impl Fifo {
+    pub fn new(ino: u64) -> Arc<Fifo> {
+        let mut ring = Ring::new(PIPE_SIZE);
+        ring.readers = 0;
+        ring.writers = 0;
+        Arc::new(Fifo { pipe: Arc::new(Pipe { ring: Mutex::new(ring), queue: WaitQueue::new(), ino }), opened: Mutex::new((0, 0)) })
+    }
+
+    pub fn open(&self, c: &super::node::Caller, flags: u32) -> SysResult<Box<dyn FileOps>> {
+        let f = flags as i32;
+        let nonblock = f & libc::O_NONBLOCK != 0;
+        let (reader, writer) = match f & libc::O_ACCMODE {
+            libc::O_RDONLY => (true, false),
+            libc::O_WRONLY => (false, true),
+            _ => (true, true),
+        };
+        if writer && !reader && nonblock && self.pipe.ring.lock().unwrap().readers == 0 {
+            return Err(Errno::ENXIO);
+        }
+        let before = {
+            let mut r = self.pipe.ring.lock().unwrap();
+            let mut o = self.opened.lock().unwrap();
+            if reader {
+                r.readers += 1;
+                o.0 += 1;
+            }
+            if writer {
+                r.writers += 1;
+                o.1 += 1;
+            }
+            *o
+        };
+        self.pipe.queue.notify_all();
+        let end = Box::new(PipeEnd { pipe: self.pipe.clone(), reader, writer });
+        if (reader && writer) || nonblock {
+            return Ok(end);
+        }
+        // Wait for the other side; dropping `end` on failure undoes the count.
+        let task = c.task()?;
+        let w = &task.waiter;
+        loop {
+            self.pipe.queue.register(w);
+            let seen = w.seq();
+            let now = *self.opened.lock().unwrap();
+            let met = if reader { now.1 > before.1 || self.pipe.ring.lock().unwrap().writers > 0 } else { now.0 > before.0 || self.pipe.ring.lock().unwrap().readers > 0 };
+            if met {
+                self.pipe.queue.unregister(w);
+                return Ok(end);
+            }
+            if crate::signal::has_deliverable(&task) {
+                self.pipe.queue.unregister(w);
+                return Err(Errno::ERESTARTSYS);
+            }
+            w.wait(seen, None);
+        }
     }
 }
 

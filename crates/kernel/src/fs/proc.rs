@@ -36,6 +36,7 @@ enum File {
     Uptime,
     Loadavg,
     Mounts,
+    Mountinfo,
     Filesystems,
     Version,
     Stat,
@@ -82,7 +83,7 @@ const ROOT_ENTRIES: &[(&str, fn() -> Entry)] = &[
     ("version", || Entry::F(File::Version)),
 ];
 
-const PID_ENTRIES: &[&str] = &["cmdline", "comm", "cwd", "exe", "fd", "maps", "mounts", "root", "stat", "statm", "status", "task"];
+const PID_ENTRIES: &[&str] = &["cmdline", "comm", "cwd", "exe", "fd", "maps", "mountinfo", "mounts", "root", "stat", "statm", "status", "task"];
 
 fn pid_entry(pid: i32, name: &str) -> Option<Entry> {
     Some(match name {
@@ -93,6 +94,7 @@ fn pid_entry(pid: i32, name: &str) -> Option<Entry> {
         "fd" => Entry::D(Dir::Fds(pid)),
         "maps" => Entry::F(File::Maps(pid)),
         "mounts" => Entry::F(File::Mounts),
+        "mountinfo" => Entry::F(File::Mountinfo),
         "root" => Entry::L(Link::Root(pid)),
         "stat" => Entry::F(File::PidStat(pid)),
         "statm" => Entry::F(File::Statm(pid)),
@@ -336,6 +338,7 @@ impl File {
             File::Loadavg => 4,
             File::Mounts => 5,
             File::Filesystems => 6,
+            File::Mountinfo => 13,
             File::Version => 7,
             File::Stat => 8,
             File::Hostname => 9,
@@ -375,7 +378,19 @@ impl File {
                 }
                 s.into_bytes()
             }
-            File::Filesystems => b"nodev\trootfs\nnodev\tproc\nnodev\tdevtmpfs\nnodev\tpipefs\nnodev\tanon_inodefs\n".to_vec(),
+            File::Mountinfo => {
+                // "ID PARENT MAJ:MIN ROOT POINT OPTIONS - TYPE SOURCE SUPER"
+                let mut s = String::new();
+                for m in k.vfs.mounts() {
+                    let at = super::vfs::Location { mount: m.clone(), dentry: m.root.clone() }.path();
+                    let parent = m.parent.as_ref().map(|(p, _)| p.id).unwrap_or(m.id);
+                    let ro = if m.readonly { "ro" } else { "rw" };
+                    let dev = m.root.node.stat(c).map(|st| st.st_dev).unwrap_or(0);
+                    let _ = writeln!(s, "{} {} {}:{} / {} {ro},relatime - {} {} {ro}", m.id, parent, libc::major(dev), libc::minor(dev), String::from_utf8_lossy(&at), m.fs_type, m.source);
+                }
+                s.into_bytes()
+            }
+            File::Filesystems => b"nodev\tsysfs\nnodev\ttmpfs\nnodev\tproc\nnodev\tdevtmpfs\nnodev\tdevpts\nnodev\tpipefs\nnodev\tanon_inodefs\nnodev\toverlay\n".to_vec(),
             File::Version => format!("Linux version {} (veil@veil) (rustc) #1 SMP veil\n", cfg.release).into_bytes(),
             File::Stat => {
                 let mut s = String::from("cpu  0 0 0 0 0 0 0 0 0 0\n");

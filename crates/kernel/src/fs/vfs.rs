@@ -8,7 +8,9 @@
 //! sandbox), and never lets `..` climb above the root.
 
 use super::node::{Caller, Dentry, DirFile, EmptyDir, LinkTarget, Node, OpenFileNode, PathFile, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
-use super::{dev, host, hostfd, proc, OpenFile};
+use super::tmpfs::TmpFs;
+use super::{dev, devpts, host, hostfd, overlay, proc, sys, OpenFile};
+use memfile::MemoryFile;
 use crate::{Kernel, SysResult};
 use abi::types::Stat;
 use abi::Errno;
@@ -55,13 +57,14 @@ impl Location {
 
     /// Absolute path inside the sandbox.
     pub fn path(&self) -> Vec<u8> {
-        let mut names: Vec<&[u8]> = Vec::new();
-        let mut mount = &self.mount;
-        let mut dentry = &self.dentry;
+        let mut names: Vec<Vec<u8>> = Vec::new();
+        let mut mount = self.mount.clone();
+        let mut dentry = self.dentry.clone();
         loop {
-            if Arc::ptr_eq(dentry, &mount.root) {
+            if Arc::ptr_eq(&dentry, &mount.root) {
                 match &mount.parent {
                     Some((m, d)) => {
+                        let (m, d) = (m.clone(), d.clone());
                         mount = m;
                         dentry = d;
                         continue;
@@ -69,14 +72,14 @@ impl Location {
                     None => break,
                 }
             }
-            match &dentry.parent {
+            match dentry.parent() {
                 Some(p) => {
-                    names.push(&dentry.name);
+                    names.push(dentry.name());
                     dentry = p;
                 }
                 // A detached dentry (an open pipe seen through /proc): its
                 // name is all there is, e.g. "pipe:[12]".
-                None => return dentry.name.clone(),
+                None => return dentry.name(),
             }
         }
         if names.is_empty() {
@@ -120,6 +123,20 @@ pub struct Vfs {
     /// Holds detached dentries for magic links to pipes and the like.
     anon: Arc<Mount>,
     next_ino: AtomicU64,
+    memfd_fs: Arc<TmpFs>,
+    memfile: Arc<MemoryFile>,
+    /// The devpts instance at /dev/pts (controlling-terminal lookups).
+    devpts: Arc<devpts::DevPts>,
+}
+
+/// What the container's root is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RootMode {
+    /// Copy-on-write: the host tree read-only below a tmpfs that takes
+    /// every change (the default; nothing reaches the host).
+    Overlay,
+    /// The host tree alone, read-only: writes fail with EROFS.
+    ReadOnly,
 }
 
 /// Device numbers the sentry's file systems report (major 0, like Linux's
@@ -128,36 +145,83 @@ pub const DEV_ROOT: u64 = 0x20;
 pub const DEV_PROC: u64 = 0x21;
 pub const DEV_DEV: u64 = 0x22;
 pub const DEV_ANON: u64 = 0x23;
+pub const DEV_SHM: u64 = 0x24;
+pub const DEV_PTS: u64 = 0x25;
+pub const DEV_SYS: u64 = 0x26;
+pub const DEV_MEMFD: u64 = 0x27;
+/// Inode numbers of the overlay's upper layer start here, clear of the
+/// host's (so a new file never shares a number with a lower one).
+pub const UPPER_INO_BASE: u64 = 1 << 48;
 
 impl Vfs {
-    /// Mounts the host directory `root` at `/` (read-only when asked), proc
-    /// at /proc and dev at /dev.
-    pub fn new(root: OwnedFd, readonly: bool) -> SysResult<Arc<Vfs>> {
-        let host_root = host::HostFs::new_root(root, readonly, DEV_ROOT)?;
-        let root_dentry = Dentry::new(b"", None, host_root);
-        let root_mount = Arc::new(Mount { id: 1, fs_type: "rootfs", source: "veil-root", root: root_dentry.clone(), parent: None, readonly });
+    /// Mounts the host directory `root` at `/` as `mode` says, then proc
+    /// at /proc, dev at /dev (with a tmpfs at /dev/shm and devpts at
+    /// /dev/pts) and sys at /sys. `memfile` holds every tmpfs's data.
+    pub fn new(root: OwnedFd, mode: RootMode, memfile: Arc<MemoryFile>) -> SysResult<Arc<Vfs>> {
+        let readonly = mode == RootMode::ReadOnly;
+        let host_root = host::HostFs::new_root(root, true, DEV_ROOT)?;
+        let (root_node, fs_type, source): (Arc<dyn Node>, &'static str, &'static str) = match mode {
+            RootMode::Overlay => {
+                let upper = TmpFs::new(&memfile, DEV_ROOT, UPPER_INO_BASE);
+                (overlay::OverlayFs::new_root(host_root, upper, DEV_ROOT)?, "overlay", "overlay")
+            }
+            RootMode::ReadOnly => (host_root, "rootfs", "veil-root"),
+        };
+        let root_dentry = Dentry::new(b"", None, root_node);
+        let root_mount = Arc::new(Mount { id: 1, fs_type, source, root: root_dentry.clone(), parent: None, readonly });
         let anon_root = Dentry::new(b"anon", None, Arc::new(EmptyDir { dev: DEV_ANON, ino: 1 }));
         let anon = Arc::new(Mount { id: 0, fs_type: "anon_inodefs", source: "none", root: anon_root, parent: None, readonly: true });
-        let vfs = Vfs { root: root_mount.clone(), mounts: Mutex::new(vec![root_mount.clone()]), anon, next_ino: AtomicU64::new(1 << 40) };
-        let nobody = Caller { kernel: None, tgid: 0, tid: 0 };
-        let mut id = 2;
-        let specials: [(&[u8], &'static str, Arc<dyn Node>); 2] = [(b"proc", "proc", proc::root()), (b"dev", "devtmpfs", dev::root())];
-        for (name, fs_type, node) in specials {
-            // The host root may have no such directory (a minimal image);
-            // then the mount point is a sentry-only empty directory.
-            let point = match root_dentry.child(&nobody, name) {
-                Ok(d) if d.node.kind() == S_IFDIR => d,
-                _ => {
-                    let d = Dentry::new(name, Some(root_dentry.clone()), Arc::new(EmptyDir { dev: DEV_ROOT, ino: vfs.next_ino.fetch_add(1, Ordering::Relaxed) }));
-                    root_dentry.adopt(name, &d);
-                    d
-                }
-            };
-            let m = Arc::new(Mount { id, fs_type, source: fs_type, root: Dentry::new(name, None, node), parent: Some((root_mount.clone(), point)), readonly: false });
-            vfs.mounts.lock().unwrap().push(m);
-            id += 1;
-        }
+        let vfs = Vfs {
+            root: root_mount.clone(),
+            mounts: Mutex::new(vec![root_mount.clone()]),
+            anon,
+            next_ino: AtomicU64::new(1 << 40),
+            memfd_fs: TmpFs::new(&memfile, DEV_MEMFD, 1),
+            memfile: memfile.clone(),
+            devpts: devpts::DevPts::new(),
+        };
+        let root_loc = vfs.root();
+        vfs.mount_on(&root_loc, b"proc", "proc", "proc", proc::root())?;
+        let dev = vfs.mount_on(&root_loc, b"dev", "devtmpfs", "devtmpfs", dev::root())?;
+        let shm = TmpFs::new(&memfile, DEV_SHM, 1).new_root(0o1777);
+        vfs.mount_on(&dev, b"shm", "tmpfs", "shm", shm)?;
+        vfs.mount_on(&dev, b"pts", "devpts", "devpts", vfs.devpts.root())?;
+        vfs.mount_on(&root_loc, b"sys", "sysfs", "sysfs", sys::root())?;
         Ok(Arc::new(vfs))
+    }
+
+    /// Mounts `node` on the directory `name` of `at` (a sentry-only empty
+    /// directory stands in when `at` has no such directory, as in a
+    /// minimal image); returns the new mount's root.
+    fn mount_on(&self, at: &Location, name: &[u8], fs_type: &'static str, source: &'static str, node: Arc<dyn Node>) -> SysResult<Location> {
+        let nobody = Caller { kernel: None, tgid: 0, tid: 0 };
+        let point = match at.dentry.child(&nobody, name) {
+            Ok(d) if d.node.kind() == S_IFDIR => d,
+            _ => {
+                let d = Dentry::new(name, Some(at.dentry.clone()), Arc::new(EmptyDir { dev: DEV_ROOT, ino: self.next_ino.fetch_add(1, Ordering::Relaxed) }));
+                at.dentry.adopt(name, &d);
+                d
+            }
+        };
+        let mut ms = self.mounts.lock().unwrap();
+        let id = ms.iter().map(|m| m.id).max().unwrap_or(0) + 1;
+        let m = Arc::new(Mount { id, fs_type, source, root: Dentry::new(name, None, node), parent: Some((at.mount.clone(), point)), readonly: false });
+        ms.push(m.clone());
+        Ok(Location { dentry: m.root.clone(), mount: m })
+    }
+
+    /// The pseudo-terminals of /dev/pts.
+    pub fn devpts(&self) -> &Arc<devpts::DevPts> {
+        &self.devpts
+    }
+
+    /// The file system memfd_create makes its files in.
+    pub fn memfd_fs(&self) -> &Arc<TmpFs> {
+        &self.memfd_fs
+    }
+
+    pub fn memfile(&self) -> &Arc<MemoryFile> {
+        &self.memfile
     }
 
     pub fn root(&self) -> Location {
@@ -188,6 +252,18 @@ impl Vfs {
         Location { mount: self.anon.clone(), dentry: Dentry::new(name.as_bytes(), None, Arc::new(OpenFileNode(file))) }
     }
 
+    /// True when something is mounted on `l` (it cannot be removed or
+    /// renamed: EBUSY).
+    pub fn is_mount_point(&self, l: &Location) -> bool {
+        self.mounted_on(l).is_some()
+    }
+
+    /// A place outside the tree for an inode with no name (a memfd):
+    /// `/proc/PID/fd` shows `name`.
+    pub fn anon_location(&self, name: &[u8], node: Arc<dyn Node>) -> Location {
+        Location { mount: self.anon.clone(), dentry: Dentry::new(name, None, node) }
+    }
+
     /// `..` of `l`, never above `root`.
     fn parent_of(&self, l: &Location, root: &Location) -> Location {
         let mut cur = l.clone();
@@ -204,8 +280,8 @@ impl Vfs {
                     None => return cur,
                 }
             }
-            return match &cur.dentry.parent {
-                Some(p) => Location { mount: cur.mount.clone(), dentry: p.clone() },
+            return match cur.dentry.parent() {
+                Some(p) => Location { mount: cur.mount.clone(), dentry: p },
                 None => cur,
             };
         }
@@ -319,7 +395,7 @@ impl Vfs {
         let follow = if f & libc::O_NOFOLLOW != 0 || excl { Follow::No } else { Follow::Yes };
         let acc = f & libc::O_ACCMODE;
         if f & libc::O_TMPFILE == libc::O_TMPFILE {
-            return Err(Errno::EOPNOTSUPP);
+            return self.open_tmpfile(c, fs, start, path, flags, mode);
         }
         let loc = match self.resolve(c, &fs.root, start, path, follow) {
             Ok(l) => {
@@ -378,6 +454,31 @@ impl Vfs {
         }
         let ops = loc.node().open(c, flags)?;
         Ok(OpenFile::new(ops, status_flags(flags), Some(loc)))
+    }
+}
+
+impl Vfs {
+    /// open(O_TMPFILE): an unnamed file in the directory's file system,
+    /// which linkat(AT_EMPTY_PATH) may name later.
+    fn open_tmpfile(&self, c: &Caller, fs: &FsContext, start: &Location, path: &[u8], flags: u32, mode: u32) -> SysResult<Arc<OpenFile>> {
+        let acc = flags as i32 & libc::O_ACCMODE;
+        if acc == libc::O_RDONLY {
+            return Err(Errno::EINVAL);
+        }
+        let dir = self.resolve(c, &fs.root, start, path, Follow::Yes)?;
+        if !dir.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        if dir.mount.readonly {
+            return Err(Errno::EROFS);
+        }
+        let node = dir.node().tmpfile(c, mode & 0o7777 & !fs.umask)?;
+        let ops = node.open(c, (flags as i32 & !(libc::O_TMPFILE | libc::O_CREAT)) as u32)?;
+        let ino = node.stat(c).map(|s| s.st_ino).unwrap_or(0);
+        let name = format!("#{ino} (deleted)");
+        let d = Dentry::new(name.as_bytes(), Some(dir.dentry.clone()), node);
+        let loc = Location { mount: dir.mount.clone(), dentry: d };
+        Ok(OpenFile::new(ops, status_flags(flags & !(libc::O_DIRECTORY as u32)), Some(loc)))
     }
 }
 
@@ -464,12 +565,16 @@ mod tests {
 
     fn setup() -> (Tree, Arc<Vfs>, FsContext) {
         let t = tree();
-        let vfs = Vfs::new(open_dir(&t.dir), true).unwrap();
+        let vfs = Vfs::new(open_dir(&t.dir), RootMode::ReadOnly, memfile()).unwrap();
         let fs = FsContext::new(&vfs);
         (t, vfs, fs)
     }
 
     const C: Caller<'static> = Caller { kernel: None, tgid: 1, tid: 1 };
+
+    fn memfile() -> Arc<MemoryFile> {
+        Arc::new(MemoryFile::new(64 << 20).unwrap())
+    }
 
     fn path_of(vfs: &Vfs, fs: &FsContext, p: &str, follow: Follow) -> SysResult<Vec<u8>> {
         vfs.resolve(&C, &fs.root, &fs.cwd, p.as_bytes(), follow).map(|l| l.path())
@@ -535,13 +640,104 @@ mod tests {
     }
 
     #[test]
-    fn writes_through_on_a_writable_root() {
+    fn writes_land_in_memory_on_an_overlay_root() {
         let t = tree();
-        let vfs = Vfs::new(open_dir(&t.dir), false).unwrap();
+        let vfs = Vfs::new(open_dir(&t.dir), RootMode::Overlay, memfile()).unwrap();
         let fs = FsContext::new(&vfs);
         let f = vfs.open(&C, &fs, &fs.cwd, b"/a/new", (libc::O_RDWR | libc::O_CREAT | libc::O_EXCL) as u32, 0o644).unwrap();
         assert_eq!(f.location.as_ref().unwrap().path(), b"/a/new");
         assert_eq!(vfs.open(&C, &fs, &fs.cwd, b"/a/new", (libc::O_RDWR | libc::O_CREAT | libc::O_EXCL) as u32, 0o644).err(), Some(Errno::EEXIST));
-        assert!(t.dir.join("a/new").exists());
+        assert!(!t.dir.join("a/new").exists());
+        let f = vfs.open(&C, &fs, &fs.cwd, b"/top", (libc::O_WRONLY | libc::O_TRUNC) as u32, 0).unwrap();
+        assert_eq!(f.ops.stat().unwrap().st_size, 0);
+        assert_eq!(std::fs::read(t.dir.join("top")).unwrap(), b"top");
+        let shm = vfs.open(&C, &fs, &fs.cwd, b"/dev/shm/x", (libc::O_RDWR | libc::O_CREAT) as u32, 0o600).unwrap();
+        assert!(shm.ops.memory_object().is_some());
+        let tmp = vfs.open(&C, &fs, &fs.cwd, b"/a", (libc::O_RDWR | libc::O_TMPFILE) as u32, 0o600).unwrap();
+        assert!(tmp.location.as_ref().unwrap().path().ends_with(b" (deleted)"));
+        assert!(vfs.resolve(&C, &fs.root, &fs.cwd, b"/sys/devices/system/cpu/online", Follow::Yes).is_ok());
+    }
+}
+
+/// The copy-on-write root end to end through the VFS: every kind of change
+/// lands in memory and the host tree stays byte for byte what it was.
+#[cfg(test)]
+mod overlay_host_tests {
+    use super::*;
+    use crate::fs::node::SetAttr;
+    use std::collections::BTreeMap;
+    use std::os::fd::FromRawFd;
+
+    const C: Caller<'static> = Caller { kernel: None, tgid: 1, tid: 1 };
+
+    /// path → (mode, content or link target) of everything below `dir`.
+    fn snapshot(dir: &std::path::Path) -> BTreeMap<String, (u32, Vec<u8>)> {
+        use std::os::unix::fs::PermissionsExt;
+        let mut out = BTreeMap::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                let md = std::fs::symlink_metadata(&p).unwrap();
+                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                let body = if md.file_type().is_symlink() {
+                    std::fs::read_link(&p).unwrap().into_os_string().into_encoded_bytes()
+                } else if md.is_dir() {
+                    stack.push(p.clone());
+                    Vec::new()
+                } else {
+                    std::fs::read(&p).unwrap()
+                };
+                out.insert(rel, (md.permissions().mode(), body));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn host_tree_is_unchanged_by_every_kind_of_write() {
+        let dir = std::env::temp_dir().join(format!("veil-cow-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("etc/sub")).unwrap();
+        std::fs::write(dir.join("etc/passwd"), b"root:x:0:0\n").unwrap();
+        std::fs::write(dir.join("etc/sub/conf"), b"a=1\n").unwrap();
+        std::fs::write(dir.join("bin"), b"\x7fELF").unwrap();
+        std::os::unix::fs::symlink("etc/passwd", dir.join("link")).unwrap();
+        let before = snapshot(&dir);
+
+        let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: plain open of a NUL-terminated path; the fd is owned below.
+        let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+        // SAFETY: fd was just opened.
+        let vfs = Vfs::new(unsafe { OwnedFd::from_raw_fd(fd) }, RootMode::Overlay, Arc::new(MemoryFile::new(64 << 20).unwrap())).unwrap();
+        let fs = FsContext::new(&vfs);
+        let at = |p: &str| vfs.resolve(&C, &fs.root, &fs.cwd, p.as_bytes(), Follow::No).unwrap();
+        let rw = (libc::O_RDWR | libc::O_CREAT) as u32;
+        // Create and write.
+        let f = vfs.open(&C, &fs, &fs.cwd, b"/etc/new", rw, 0o644).unwrap();
+        f.ops.memory_object().unwrap().write_at(0, b"x").unwrap();
+        at("/etc/new").node().setattr(&C, &SetAttr { size: Some(10), ..Default::default() }).unwrap();
+        // Overwrite a host file.
+        let p = vfs.open(&C, &fs, &fs.cwd, b"/etc/passwd", (libc::O_WRONLY | libc::O_TRUNC) as u32, 0).unwrap();
+        assert_eq!(p.ops.stat().unwrap().st_size, 0);
+        p.ops.memory_object().unwrap().write_at(0, b"changed").unwrap();
+        // Delete, rename, mkdir, rmdir, symlink, chmod, link.
+        at("/").node().unlink(&C, b"bin").unwrap();
+        at("/etc").node().rename(&C, b"sub", at("/").node(), b"moved", 0).unwrap();
+        at("/").node().mkdir(&C, b"d", 0o755).unwrap();
+        at("/d").node().mkdir(&C, b"e", 0o755).unwrap();
+        at("/d").node().rmdir(&C, b"e").unwrap();
+        at("/d").node().symlink(&C, b"s", b"/etc").unwrap();
+        at("/link").node().setattr(&C, &SetAttr { mode: Some(0o600), ..Default::default() }).unwrap();
+        at("/etc/passwd").node().setattr(&C, &SetAttr { mode: Some(0o600), uid: Some(5), ..Default::default() }).unwrap();
+        at("/d").node().link(&C, b"hard", at("/etc/passwd").node()).unwrap();
+        at("/").node().unlink(&C, b"link").unwrap();
+        // The sandbox sees its changes…
+        assert_eq!(vfs.resolve(&C, &fs.root, &fs.cwd, b"/bin", Follow::No).err(), Some(Errno::ENOENT));
+        assert!(at("/moved/conf").stat(&C).is_ok());
+        assert_eq!(at("/d/hard").stat(&C).unwrap().st_nlink, 2);
+        // …the host sees none.
+        assert_eq!(snapshot(&dir), before);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -18,6 +18,13 @@ pub mod sys_pipe;
 pub mod sys_futex;
 pub mod sys_timer;
 pub mod sys_fd;
+pub mod sys_fs_write;
+pub mod sys_socket;
+pub mod sys_epoll;
+pub mod sys_eventfd;
+pub mod sys_timerfd;
+pub mod sys_signalfd;
+pub mod sys_select;
 pub mod strace;
 
 pub type Args = [u64; 6];
@@ -74,6 +81,13 @@ fn families() -> Vec<&'static [Entry]> {
         sys_futex::SYSCALLS,
         sys_timer::SYSCALLS,
         sys_fd::SYSCALLS,
+        sys_fs_write::SYSCALLS,
+        sys_socket::SYSCALLS,
+        sys_epoll::SYSCALLS,
+        sys_eventfd::SYSCALLS,
+        sys_timerfd::SYSCALLS,
+        sys_signalfd::SYSCALLS,
+        sys_select::SYSCALLS,
     ]
 }
 

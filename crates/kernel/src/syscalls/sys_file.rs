@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 pub const SYSCALLS: &[Entry] = &[
     sys!(OPEN, sys_open, [Str, Hex, Hex]),
-    sys!(OPENAT, sys_openat, [Int, Str, Hex, Hex], partial "O_TMPFILE is refused (EOPNOTSUPP); no file locks or leases"),
+    sys!(OPENAT, sys_openat, [Int, Str, Hex, Hex], partial "O_TMPFILE only on tmpfs and the overlay root; no leases"),
     sys!(CREAT, sys_creat, [Str, Hex]),
     sys!(CLOSE, sys_close, [Int]),
     sys!(STAT, sys_stat, [Str, Hex]),
@@ -36,7 +36,7 @@ pub const SYSCALLS: &[Entry] = &[
     sys!(DUP, sys_dup, [Int]),
     sys!(DUP2, sys_dup2, [Int, Int]),
     sys!(DUP3, sys_dup3, [Int, Int, Hex]),
-    sys!(FCNTL, sys_fcntl, [Int, Int, Hex], partial "F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_SETFL (not O_ASYNC), F_GETPIPE_SZ; no record locks, leases or owners"),
+    sys!(FCNTL, sys_fcntl, [Int, Int, Hex], partial "F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_SETFL (not O_ASYNC), F_GETPIPE_SZ, record locks F_[OFD_]GETLK/SETLK/SETLKW (no deadlock detection); no leases, owners or seals"),
     sys!(IOCTL, sys_ioctl, [Int, Hex, Hex], partial "FIOCLEX, FIONCLEX, FIONBIO, FIONREAD; terminal ioctls (TCGETS, TCSETS*, TIOC[GS]WINSZ, TIOC[GS]PGRP) on host stdio"),
     sys!(UMASK, sys_umask, [Hex]),
 ];
@@ -54,7 +54,7 @@ pub(crate) fn fs_context(t: &TaskCtx) -> FsContext {
 }
 
 /// Where a relative path starts: the cwd, or a directory descriptor.
-fn start_at(t: &TaskCtx, fs: &FsContext, dirfd: i32, path: &[u8]) -> SysResult<Location> {
+pub(crate) fn start_at(t: &TaskCtx, fs: &FsContext, dirfd: i32, path: &[u8]) -> SysResult<Location> {
     if path.first() == Some(&b'/') || dirfd == AT_FDCWD {
         return Ok(fs.cwd.clone());
     }
@@ -94,7 +94,17 @@ fn sys_creat(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
 }
 
 fn sys_close(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
-    t.files().close(a[0] as i32)?;
+    let fd = a[0] as i32;
+    let f = t.files().get(fd)?;
+    // Closing any descriptor of a file drops the process's record locks
+    // on it (POSIX semantics sqlite works around, and relies on).
+    if f.has_locks.load(std::sync::atomic::Ordering::Relaxed) {
+        if let Ok(key) = super::sys_fs_write::lock_key(&f) {
+            crate::fs::lock::table().release(key, crate::fs::lock::Owner::Process(t.tgid()));
+        }
+    }
+    drop(f);
+    t.files().close(fd)?;
     Ok(0)
 }
 
@@ -422,11 +432,110 @@ fn sys_fcntl(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
             Ok(st) if st.st_mode & S_IFMT == libc::S_IFIFO && entry.file.location.is_none() => Ok(crate::fs::pipe::PIPE_SIZE as u64),
             _ => Err(Errno::EBADF),
         },
+        libc::F_GETLK | libc::F_SETLK | libc::F_SETLKW | libc::F_OFD_GETLK | libc::F_OFD_SETLK | libc::F_OFD_SETLKW => record_lock(t, &entry.file, cmd, arg),
         _ => {
             t.kernel().report_unsupported_feature(abi::syscalls::nr::FCNTL, &format!("command {cmd}"));
             Err(Errno::EINVAL)
         }
     }
+}
+
+/// struct flock.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Flock {
+    pub l_type: i16,
+    pub l_whence: i16,
+    pub pad0: i32,
+    pub l_start: i64,
+    pub l_len: i64,
+    pub l_pid: i32,
+    pub pad1: i32,
+}
+
+// SAFETY: repr(C), integers only, padding spelled out.
+unsafe impl abi::types::Pod for Flock {}
+
+/// [start, end) of a struct flock, relative to `file`.
+pub fn flock_range(fl: &Flock, file: &OpenFile) -> SysResult<(u64, u64)> {
+    let base: i64 = match fl.l_whence as i32 {
+        libc::SEEK_SET => 0,
+        libc::SEEK_CUR => *file.offset.lock().unwrap() as i64,
+        libc::SEEK_END => file.ops.stat()?.st_size,
+        _ => return Err(Errno::EINVAL),
+    };
+    let start = base.checked_add(fl.l_start).ok_or(Errno::EOVERFLOW)?;
+    let (start, end) = match fl.l_len {
+        0 => (start, i64::MAX),
+        n if n > 0 => (start, start.checked_add(n).ok_or(Errno::EOVERFLOW)?),
+        n => (start.checked_add(n).ok_or(Errno::EINVAL)?, start),
+    };
+    if start < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let end = if end == i64::MAX { u64::MAX } else { end as u64 };
+    Ok((start as u64, end))
+}
+
+/// fcntl record locks: process-owned (F_*LK) and description-owned
+/// (F_OFD_*LK) byte ranges of one shared space.
+fn record_lock(t: &TaskCtx, file: &Arc<OpenFile>, cmd: i32, arg: u64) -> SysResult<u64> {
+    use crate::fs::lock::{self, Owner, Want};
+    let mut fl: Flock = t.read_obj(arg)?;
+    let ofd = matches!(cmd, libc::F_OFD_GETLK | libc::F_OFD_SETLK | libc::F_OFD_SETLKW);
+    if ofd && fl.l_pid != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if file.flags() & libc::O_PATH as u32 != 0 {
+        return Err(Errno::EBADF);
+    }
+    install_liveness(t);
+    let owner = if ofd { Owner::File(Arc::as_ptr(file) as usize) } else { Owner::Process(t.tgid()) };
+    let (start, end) = flock_range(&fl, file)?;
+    let key = super::sys_fs_write::lock_key(file)?;
+    let write = match fl.l_type as i32 {
+        libc::F_RDLCK => Some(false),
+        libc::F_WRLCK => Some(true),
+        libc::F_UNLCK => None,
+        _ => return Err(Errno::EINVAL),
+    };
+    if matches!(cmd, libc::F_GETLK | libc::F_OFD_GETLK) {
+        let w = write.ok_or(Errno::EINVAL)?;
+        match lock::table().test(key, owner, start, end, w) {
+            None => fl.l_type = libc::F_UNLCK as i16,
+            Some(r) => {
+                fl.l_type = if r.write { libc::F_WRLCK } else { libc::F_RDLCK } as i16;
+                fl.l_whence = libc::SEEK_SET as i16;
+                fl.l_start = r.start as i64;
+                fl.l_len = if r.end == u64::MAX { 0 } else { (r.end - r.start) as i64 };
+                fl.l_pid = match r.owner {
+                    Owner::Process(p) => p,
+                    Owner::File(_) => -1,
+                };
+            }
+        }
+        t.write_obj(arg, &fl)?;
+        return Ok(0);
+    }
+    match write {
+        Some(false) if !file.readable() => return Err(Errno::EBADF),
+        Some(true) if !file.writable() => return Err(Errno::EBADF),
+        _ => {}
+    }
+    file.has_locks.store(true, std::sync::atomic::Ordering::Relaxed);
+    let wait = matches!(cmd, libc::F_SETLKW | libc::F_OFD_SETLKW);
+    lock::table().lock(t, key, owner, Want::Range { start, end, write }, wait, Errno::EAGAIN)?;
+    Ok(0)
+}
+
+/// Tells the lock table how to see that a lock's process has exited.
+fn install_liveness(t: &TaskCtx) {
+    let k = Arc::downgrade(t.kernel());
+    crate::fs::lock::set_process_alive(Box::new(move |pid| {
+        let Some(k) = k.upgrade() else { return false };
+        let g = k.tree.lock().unwrap().groups.get(&pid).cloned();
+        g.is_some_and(|g| g.state.lock().unwrap().zombie.is_none())
+    }));
 }
 
 fn sys_ioctl(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {

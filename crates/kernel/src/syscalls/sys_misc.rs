@@ -30,6 +30,12 @@ pub const SYSCALLS: &[Entry] = &[
     sys!(GETGROUPS, sys_getgroups, [Int, Hex]),
     sys!(SETUID, sys_setid, [Int], partial "credentials are fixed at root: only 0 is accepted"),
     sys!(SETGID, sys_setid, [Int], partial "credentials are fixed at root: only 0 is accepted"),
+    sys!(SETRESUID, sys_setresid, [Int, Int, Int], partial "credentials are fixed at root: only 0 or -1 are accepted"),
+    sys!(SETRESGID, sys_setresid, [Int, Int, Int], partial "credentials are fixed at root: only 0 or -1 are accepted"),
+    sys!(SETREUID, sys_setreid, [Int, Int], partial "credentials are fixed at root: only 0 or -1 are accepted"),
+    sys!(SETREGID, sys_setreid, [Int, Int], partial "credentials are fixed at root: only 0 or -1 are accepted"),
+    sys!(GETRESUID, sys_getresid, [Hex, Hex, Hex]),
+    sys!(GETRESGID, sys_getresid, [Hex, Hex, Hex]),
     sys!(SYSINFO, sys_sysinfo, [Hex]),
     sys!(SCHED_YIELD, sys_sched_yield, []),
     sys!(SCHED_GETAFFINITY, sys_sched_getaffinity, [Int, Int, Hex]),
@@ -363,5 +369,30 @@ fn sys_getrusage(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
         _ => return Err(Errno::EINVAL),
     }
     t.write_obj(a[1], &abi::types::Rusage::default())?;
+    Ok(0)
+}
+
+/// setresuid and friends: every id the sentry has is 0; asking to keep an
+/// id (-1) or to set 0 succeeds, anything else would need real credentials.
+fn sys_setresid(_t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    keep_root(&a[..3])
+}
+
+fn sys_setreid(_t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    keep_root(&a[..2])
+}
+
+fn keep_root(ids: &[u64]) -> SysResult<u64> {
+    if ids.iter().all(|&v| v as u32 == 0 || v as u32 == u32::MAX) {
+        Ok(0)
+    } else {
+        Err(Errno::EPERM)
+    }
+}
+
+fn sys_getresid(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    for &addr in &a[..3] {
+        t.copy_out(addr, &0u32.to_le_bytes())?;
+    }
     Ok(0)
 }

@@ -15,6 +15,7 @@ pub const SYSCALLS: &[Entry] = &[
     sys!(MUNMAP, sys_munmap, [Hex, Hex]),
     sys!(MPROTECT, sys_mprotect, [Hex, Hex, Hex]),
     sys!(MADVISE, sys_madvise, [Hex, Hex, Int]),
+    sys!(MSYNC, sys_msync, [Hex, Hex, Hex]),
     sys!(MREMAP, sys_mremap, [Hex, Hex, Hex, Hex, Hex], partial "no MREMAP_DONTUNMAP; old_size 0 (duplicating a shared mapping) fails with EINVAL"),
 ];
 
@@ -175,4 +176,17 @@ fn sys_mremap(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
         return Err(Errno::EINVAL);
     }
     t.mm().remap(old, old_len, new_len, flags & libc::MREMAP_MAYMOVE != 0, fixed.then_some(new_addr))
+}
+
+/// msync(2): shared mappings the sentry serves are the file's own pages, so
+/// there is nothing to write back; what remains is checking the arguments
+/// and that the range is mapped (ENOMEM otherwise), as Linux does.
+fn sys_msync(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let (addr, len, flags) = (a[0], a[1], a[2] as i32);
+    if addr % PAGE_SIZE != 0 || flags & !(libc::MS_ASYNC | libc::MS_SYNC | libc::MS_INVALIDATE) != 0 || (flags & libc::MS_ASYNC != 0 && flags & libc::MS_SYNC != 0) {
+        return Err(Errno::EINVAL);
+    }
+    let end = page_up(len).and_then(|l| addr.checked_add(l)).ok_or(Errno::ENOMEM)?;
+    t.mm().check(addr, (end - addr) as usize, Perms::empty()).map_err(|_| Errno::ENOMEM)?;
+    Ok(0)
 }

@@ -175,7 +175,10 @@ fn sys_clone3(t: &mut TaskCtx, a: &super::Args) -> SysResult<u64> {
         t.kernel().report_unsupported_feature(abi::syscalls::nr::CLONE3, "set_tid/cgroup");
         return Err(Errno::EINVAL);
     }
-    if flags & libc::CLONE_PIDFD as u64 != 0 || pidfd != 0 {
+    // glibc's pthread_create fills `pidfd` without asking for one; only the
+    // flag requests a pidfd.
+    let _ = pidfd;
+    if flags & libc::CLONE_PIDFD as u64 != 0 {
         t.kernel().report_unsupported_feature(abi::syscalls::nr::CLONE3, "CLONE_PIDFD");
         return Err(Errno::EINVAL);
     }

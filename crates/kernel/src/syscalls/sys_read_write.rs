@@ -2,11 +2,9 @@
 //! lseek, sendfile, and readiness (poll, ppoll).
 
 use super::{Args, Entry};
-use crate::fs::events::{POLLERR, POLLHUP, POLLNVAL};
 use crate::fs::OpenFile;
 use crate::sys;
 use crate::task::TaskCtx;
-use crate::wait::WaitQueue;
 use crate::SysResult;
 use abi::types::{Iovec, PollFd, Pod, Timespec};
 use abi::Errno;
@@ -23,7 +21,7 @@ pub const SYSCALLS: &[Entry] = &[
     sys!(LSEEK, sys_lseek, [Int, Int, Int]),
     sys!(SENDFILE, sys_sendfile, [Int, Int, Hex, Int], partial "served by the sentry as read+write"),
     sys!(POLL, sys_poll, [Hex, Int, Int], partial "an interrupted poll returns EINTR (Linux restarts it when the handler has SA_RESTART)"),
-    sys!(PPOLL, sys_ppoll, [Hex, Int, Hex, Hex, Int], partial "a signal mask argument is refused (EINVAL)"),
+    sys!(PPOLL, sys_ppoll, [Hex, Int, Hex, Hex, Int]),
 ];
 
 /// Most bytes moved by one read or write (Linux allows ~2 GiB; a shorter
@@ -56,7 +54,9 @@ fn io_len(count: u64) -> SysResult<usize> {
 
 fn sys_read(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     let f = readable_file(t, a[0] as i32)?;
-    let mut buf = vec![0u8; io_len(a[2])?];
+    let len = io_len(a[2])?;
+    t.check_writable(a[1], len)?;
+    let mut buf = vec![0u8; len];
     let n = f.ops.read(t, &f, &mut buf)?;
     t.copy_out(a[1], &buf[..n])?;
     Ok(n as u64)
@@ -107,6 +107,9 @@ fn read_iovecs(t: &TaskCtx, addr: u64, count: u64) -> SysResult<Vec<Iovec>> {
 fn sys_readv(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     let f = readable_file(t, a[0] as i32)?;
     let iov = read_iovecs(t, a[1], a[2])?;
+    for v in &iov {
+        t.check_writable(v.base, v.len as usize)?;
+    }
     let total: u64 = iov.iter().map(|v| v.len).sum();
     let mut buf = vec![0u8; (total as usize).min(MAX_IO)];
     let n = f.ops.read(t, &f, &mut buf)?;
@@ -215,72 +218,6 @@ fn sys_sendfile(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     }
 }
 
-/// Fills each entry's `revents`; returns how many are non-zero.
-fn scan(fds: &mut [PollFd], files: &[Option<Arc<OpenFile>>]) -> usize {
-    let mut n = 0;
-    for (p, f) in fds.iter_mut().zip(files) {
-        p.revents = 0;
-        if p.fd < 0 {
-            continue;
-        }
-        let ev = match f {
-            None => POLLNVAL,
-            Some(f) => f.ops.readiness() & (p.events as u16 as u32 | POLLERR | POLLHUP),
-        };
-        p.revents = ev as i16;
-        if ev != 0 {
-            n += 1;
-        }
-    }
-    n
-}
-
-/// poll(2) over `fds`: waits on the sentry wait queues of the files and,
-/// for files backed by host descriptors, on a host poll that includes the
-/// task's wake-up eventfd, so that both kinds and signals end the wait.
-fn do_poll(t: &TaskCtx, fds: &mut [PollFd], deadline: Option<Instant>, interrupted: Errno) -> SysResult<usize> {
-    let table = t.files();
-    let files: Vec<Option<Arc<OpenFile>>> = fds.iter().map(|p| if p.fd < 0 { None } else { table.get(p.fd).ok() }).collect();
-    let queues: Vec<&WaitQueue> = files.iter().flatten().filter_map(|f| f.ops.wait_queue()).collect();
-    let host: Vec<(i32, i16)> = fds.iter().zip(&files).filter_map(|(p, f)| f.as_ref().and_then(|f| f.ops.host_fd()).map(|h| (h, p.events))).collect();
-    let waiter = &t.task.waiter;
-    loop {
-        waiter.drain_event();
-        let seen = t.prepare_block(&queues);
-        let n = scan(fds, &files);
-        let expired = deadline.is_some_and(|d| Instant::now() >= d);
-        if n > 0 || expired {
-            for q in &queues {
-                q.unregister(waiter);
-            }
-            return Ok(n);
-        }
-        if host.is_empty() {
-            match t.block_since(&queues, seen, deadline) {
-                Ok(()) | Err(Errno::ETIMEDOUT) => continue,
-                Err(_) => return Err(interrupted),
-            }
-        }
-        if t.signal_pending() || t.task_exiting() {
-            for q in &queues {
-                q.unregister(waiter);
-            }
-            return Err(interrupted);
-        }
-        let mut pfds: Vec<libc::pollfd> = host.iter().map(|&(fd, ev)| libc::pollfd { fd, events: ev, revents: 0 }).collect();
-        pfds.push(libc::pollfd { fd: waiter.event_fd(), events: libc::POLLIN, revents: 0 });
-        let timeout = match deadline {
-            None => -1,
-            Some(d) => d.saturating_duration_since(Instant::now()).as_millis().min(i32::MAX as u128) as i32 + 1,
-        };
-        // SAFETY: pfds is a valid array of pfds.len() pollfds.
-        unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout) };
-        for q in &queues {
-            q.unregister(waiter);
-        }
-    }
-}
-
 fn poll_common(t: &TaskCtx, addr: u64, nfds: u64, deadline: Option<Instant>, interrupted: Errno) -> SysResult<u64> {
     if nfds > t.files().limit as u64 {
         return Err(Errno::EINVAL);
@@ -288,7 +225,10 @@ fn poll_common(t: &TaskCtx, addr: u64, nfds: u64, deadline: Option<Instant>, int
     let size = std::mem::size_of::<PollFd>();
     let raw = t.copy_in(addr, nfds as usize * size)?;
     let mut fds: Vec<PollFd> = raw.chunks_exact(size).map(PollFd::from_bytes).collect();
-    let n = do_poll(t, &mut fds, deadline, interrupted)?;
+    let n = match crate::fs::readiness::poll(t, &mut fds, deadline) {
+        Err(e) if e == Errno::ERESTARTSYS => return Err(interrupted),
+        r => r?,
+    };
     let out: Vec<u8> = fds.iter().flat_map(|p| p.as_bytes().to_vec()).collect();
     t.copy_out(addr, &out)?;
     Ok(n as u64)
@@ -301,10 +241,7 @@ fn sys_poll(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
 }
 
 fn sys_ppoll(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
-    if a[3] != 0 {
-        t.kernel().report_unsupported_feature(abi::syscalls::nr::PPOLL, "a signal mask");
-        return Err(Errno::EINVAL);
-    }
+    let mask = crate::fs::readiness::read_sigmask(t, a[3], a[4])?;
     let deadline = if a[2] == 0 {
         None
     } else {
@@ -314,5 +251,8 @@ fn sys_ppoll(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
         }
         Some(Instant::now() + Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
     };
-    poll_common(t, a[0], a[1], deadline, Errno::ERESTARTNOHAND)
+    crate::fs::readiness::swap_mask(t, mask);
+    let r = poll_common(t, a[0], a[1], deadline, Errno::ERESTARTNOHAND);
+    crate::fs::readiness::restore_mask(t, mask.is_some(), &r);
+    r
 }

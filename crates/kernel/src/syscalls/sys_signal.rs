@@ -199,15 +199,25 @@ fn sys_kill(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     for g in targets {
         // Init only receives signals it has a handler for (it cannot be
         // killed from inside by default actions, as Linux's PID namespace init).
-        if g.tgid == 1 && signo != 0 {
-            let h = g.handlers.lock().unwrap().clone();
-            if h.lock().unwrap().get(signo).handler == abi::types::SIG_DFL && me != 1 {
-                continue;
-            }
+        if g.tgid == 1 && me != 1 && init_ignores(&kernel, &g, signo) {
+            continue;
         }
         crate::signal::send_to_group(&kernel, &g, Siginfo::from_user(signo, code::SI_USER, me, 0));
     }
     Ok(0)
+}
+
+/// Signals from inside the sandbox that init neither catches nor blocks
+/// are dropped, as Linux does for the init of a PID namespace (a signal
+/// init blocks is queued: it may be taken by sigwait or a signalfd).
+fn init_ignores(kernel: &crate::Kernel, init: &Arc<ThreadGroup>, signo: i32) -> bool {
+    let h = init.handlers.lock().unwrap().clone();
+    if h.lock().unwrap().get(signo).handler != abi::types::SIG_DFL {
+        return false;
+    }
+    let tree = kernel.tree.lock().unwrap();
+    let threads = init.state.lock().unwrap().threads.clone();
+    !threads.iter().filter_map(|t| tree.tasks.get(t)).any(|t| t.signals.lock().unwrap().mask.contains(signo))
 }
 
 fn send_to_thread(t: &TaskCtx, tgid: Option<i32>, tid: i32, signo: i32) -> SysResult<u64> {

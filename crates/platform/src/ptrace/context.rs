@@ -1,17 +1,15 @@
 //! `PtraceContext`: runs a task's registers in a stub with PTRACE_SYSEMU.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::address_space::PtraceAddressSpace;
-use super::stub::Stub;
 use super::sys::{self, Pid, NT_X86_XSTATE};
+use super::thread::{self, StubThread};
 use super::{Shared, INTERRUPT_SIGNAL};
 use crate::{
     Access, AddressSpace, Context, CpuState, Exit, FpState, PlatformError, Result, SignalInfo, FXSAVE_SIZE,
 };
-
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// x86-64 user segment selectors (`__USER_CS`, `__USER_DS`).
 const USER_CS: u64 = 0x33;
@@ -24,40 +22,50 @@ const SYSCALL_STOP: i32 = libc::SIGTRAP | 0x80;
 const SEGV_MAPERR: i32 = 1;
 const SEGV_ACCERR: i32 = 2;
 
+/// Where a context runs: its own stub thread in one address space.
+struct Bound {
+    /// `PtraceAddressSpace::id` of the address space.
+    as_id: u64,
+    thread: Arc<StubThread>,
+}
+
 /// One application thread. Bound, on its first switch, to the calling host
-/// thread (ptrace lets only the tracing thread drive a tracee) and, per
-/// address space, to that address space's stub.
+/// thread (ptrace lets only the tracing thread drive a tracee) and, while it
+/// runs in an address space, to a stub thread of its own in that address
+/// space's stub process, which the bound host thread traces.
 ///
-/// Limitation: one stub process runs one application thread. A second
-/// context switching into an address space that another context already ran
-/// gets `PlatformError::Unusable`: multi-threaded address spaces need several
-/// stub threads in one stub process (a later step).
+/// Switching into another address space (execve) releases the stub thread
+/// in the previous one and makes a new one. Dropping the context releases
+/// its stub thread: at once when dropped on its host thread, else when that
+/// thread next switches or exits (only a tracer can make a single stub
+/// thread exit; see `thread.rs`).
 pub struct PtraceContext {
-    id: u64,
     shared: Arc<Shared>,
     /// Host tid of the bound thread, 0 before the first switch.
     thread: AtomicI32,
     interrupted: AtomicBool,
-    /// The stub this context last ran in, for `interrupt` (see
-    /// `PtraceAddressSpace::handle`). Holding the Arc also keeps its address
-    /// unique, which `last_handle` relies on.
-    current: Mutex<Option<Arc<Mutex<Pid>>>>,
-    last_handle: AtomicUsize,
-    /// Pid of the stub this context last ran in (live FPU state is there).
-    last_pid: AtomicI32,
+    /// Used by the bound thread only (switch, load_fp), so never contended.
+    bound: Mutex<Option<Bound>>,
+    /// The stub thread this context runs in, for `interrupt`.
+    current: Mutex<Option<Arc<StubThread>>>,
 }
 
 impl PtraceContext {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
         PtraceContext {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             shared,
             thread: AtomicI32::new(0),
             interrupted: AtomicBool::new(false),
+            bound: Mutex::new(None),
             current: Mutex::new(None),
-            last_handle: AtomicUsize::new(0),
-            last_pid: AtomicI32::new(0),
         }
+    }
+
+    /// Host tid of the stub thread this context last ran in, if it is
+    /// still alive (for tests and diagnostics).
+    pub fn stub_tid(&self) -> Option<i32> {
+        let current = self.current.lock().unwrap();
+        current.as_ref().filter(|t| t.is_live()).map(|t| t.tid)
     }
 
     fn bind_thread(&self) -> Result<Pid> {
@@ -71,55 +79,54 @@ impl PtraceContext {
         }
     }
 
-    /// Gets (creating if needed) the stub of `as_`, applies queued
-    /// operations, and returns the stub's pid.
-    fn prepare(&self, as_: &PtraceAddressSpace, tid: Pid) -> Result<Pid> {
-        let mut st = as_.state.lock().unwrap();
-        if let Some(why) = &st.lost {
-            return Err(PlatformError::ContextLost(why.clone()));
+    /// Moves the context to a stub thread of its own in `as_` (first switch,
+    /// exec), releasing the one it had elsewhere.
+    fn rebind(&self, bound: &mut Option<Bound>, as_: &PtraceAddressSpace, cpu: &mut CpuState) -> Result<()> {
+        // Not signalled any more: it is about to go.
+        *self.current.lock().unwrap() = None;
+        match bound.take() {
+            Some(old) => {
+                // The live FPU state may still be in the previous stub thread.
+                if !cpu.fp_loaded && self.fetch_fp(old.thread.tid, cpu).is_err() {
+                    cpu.fp = FpState::initial();
+                    cpu.fp_loaded = true;
+                }
+                old.thread.release_and_forget();
+            }
+            None if !cpu.fp_loaded => {
+                cpu.fp = FpState::initial();
+                cpu.fp_loaded = true;
+            }
+            None => {}
         }
-        if st.bound.is_some_and(|id| id != self.id) {
-            return Err(PlatformError::Unusable(
-                "address space already runs another context: multi-threaded address spaces are not supported \
-                 by the ptrace platform yet (one stub process per application thread)"
-                    .into(),
-            ));
-        }
-        if st.stub.is_none() {
-            let stub = Stub::spawn(self.shared.memfd, self.shared.stub_addr)?;
-            *as_.handle.lock().unwrap() = stub.pid;
-            st.stub = Some(stub);
-        }
-        let stub = st.stub.as_ref().unwrap();
-        if stub.tracer != tid {
-            return Err(PlatformError::Unusable(format!(
-                "stub {} is traced by host thread {}, not {tid}",
-                stub.pid, stub.tracer
-            )));
-        }
-        let pid = stub.pid;
-        st.bound = Some(self.id);
-        if !st.pending.is_empty() {
-            st.flush(self.shared.memfd)?;
-        }
-        Ok(pid)
+        // The new stub thread's FPU state is whatever the factory thread had.
+        cpu.fp_dirty = true;
+        let stub_thread = as_.new_thread()?;
+        // Published under the lock that `interrupt` takes, before the flag is
+        // checked again by the caller: an interrupt either sees this stub
+        // thread and signals it, or its flag store is seen there.
+        *self.current.lock().unwrap() = Some(stub_thread.clone());
+        *bound = Some(Bound { as_id: as_.id, thread: stub_thread });
+        Ok(())
     }
 
-    /// The stub died: `status` is its reaped wait status, or None if it still
-    /// has to be reaped (a ptrace call failed with ESRCH).
-    fn lost(&self, as_: &PtraceAddressSpace, pid: Pid, status: Option<i32>) -> PlatformError {
-        let status = status.or_else(|| sys::wait(pid).ok());
+    /// The stub thread died: `status` is its reaped wait status, or None if
+    /// it still has to be reaped (a ptrace call failed with ESRCH). A stub
+    /// thread only dies with its whole process (signals are intercepted, it
+    /// exits alone only when released), so the address space is lost.
+    fn lost(&self, as_: &PtraceAddressSpace, t: &StubThread, status: Option<i32>) -> PlatformError {
+        let tid = t.tid;
+        let status = status.or_else(|| sys::wait(tid).ok());
+        t.mark_reaped();
+        let pid = t.pid;
         let why = match status {
-            Some(s) if libc::WIFSIGNALED(s) => format!("stub {pid} killed by signal {}", libc::WTERMSIG(s)),
-            Some(s) if libc::WIFEXITED(s) => format!("stub {pid} exited with {}", libc::WEXITSTATUS(s)),
-            _ => format!("stub {pid} vanished"),
+            Some(s) if libc::WIFSIGNALED(s) => {
+                format!("stub {pid} (thread {tid}) killed by signal {}", libc::WTERMSIG(s))
+            }
+            Some(s) if libc::WIFEXITED(s) => format!("stub {pid} (thread {tid}) exited with {}", libc::WEXITSTATUS(s)),
+            _ => format!("stub {pid} (thread {tid}) vanished"),
         };
-        let mut st = as_.state.lock().unwrap();
-        *as_.handle.lock().unwrap() = 0;
-        if let Some(stub) = st.stub.as_mut() {
-            stub.pid = 0;
-        }
-        st.lost = Some(why.clone());
+        as_.set_lost(why.clone());
         PlatformError::ContextLost(why)
     }
 
@@ -169,6 +176,27 @@ impl PtraceContext {
         sys::set_regset(pid, NT_X86_XSTATE, &buf).map_err(err)
     }
 
+    /// Copies the FPU state of stub thread `tid` (stopped, traced by the
+    /// calling thread) into `cpu.fp`.
+    fn fetch_fp(&self, tid: Pid, cpu: &mut CpuState) -> Result<()> {
+        let err = |e| PlatformError::host("load FPU state", e);
+        match self.xstate_len(tid)? {
+            Some(xlen) => {
+                let mut buf = vec![0u8; xlen];
+                let n = sys::get_regset(tid, NT_X86_XSTATE, &mut buf).map_err(err)?;
+                buf.truncate(n);
+                cpu.fp.bytes = buf;
+            }
+            None => {
+                let mut buf = [0u8; FXSAVE_SIZE];
+                sys::get_fpregs(tid, &mut buf).map_err(err)?;
+                cpu.fp.bytes = buf.to_vec();
+            }
+        }
+        cpu.fp_loaded = true;
+        Ok(())
+    }
+
     /// Classifies a signal-delivery stop. None: a stale interrupt signal, to
     /// be suppressed while the application goes on.
     fn classify(&self, pid: Pid, sig: i32) -> Result<Option<Exit>> {
@@ -198,7 +226,7 @@ impl PtraceContext {
 
 impl Context for PtraceContext {
     fn switch(&self, cpu: &mut CpuState, address_space: &Arc<dyn AddressSpace>) -> Result<Exit> {
-        let tid = self.bind_thread()?;
+        self.bind_thread()?;
         if self.interrupted.load(Ordering::SeqCst) {
             return Ok(Exit::Interrupted);
         }
@@ -206,30 +234,21 @@ impl Context for PtraceContext {
             .as_any()
             .and_then(|a| a.downcast_ref::<PtraceAddressSpace>())
             .ok_or_else(|| PlatformError::Unusable("not a ptrace address space".into()))?;
-        let pid = self.prepare(as_, tid)?;
-
-        let handle = Arc::as_ptr(&as_.handle) as usize;
-        if handle != self.last_handle.load(Ordering::Relaxed) {
-            // A new stub for this context (first switch, exec): the live FPU
-            // state may still be in the previous stub, and the new stub's is
-            // whatever the sentry thread that forked it had.
-            if !cpu.fp_loaded && self.load_fp(cpu).is_err() {
-                cpu.fp = FpState::initial();
-                cpu.fp_loaded = true;
-            }
-            cpu.fp_dirty = true;
-            // Published under the lock that `interrupt` takes, before the
-            // flag is checked again below: an interrupt either sees this
-            // stub and signals it, or its flag store is seen below.
-            *self.current.lock().unwrap() = Some(as_.handle.clone());
-            self.last_handle.store(handle, Ordering::Relaxed);
-            self.last_pid.store(pid, Ordering::Relaxed);
+        let mut bound = self.bound.lock().unwrap();
+        if bound.as_ref().map(|b| b.as_id) != Some(as_.id) {
+            self.rebind(&mut bound, as_, cpu)?;
         }
+        let Some(Bound { thread: t, .. }) = bound.as_ref() else { unreachable!("bound by rebind") };
+        if t.tracer_has_orphans() {
+            thread::release_orphans();
+        }
+        as_.ready(t)?;
         if self.interrupted.load(Ordering::SeqCst) {
             return Ok(Exit::Interrupted);
         }
+        let tid = t.tid;
         if cpu.fp_dirty {
-            self.install_fp(pid, &cpu.fp)?;
+            self.install_fp(tid, &cpu.fp)?;
             cpu.fp_dirty = false;
         }
 
@@ -243,26 +262,34 @@ impl Context for PtraceContext {
         if regs.ss == 0 {
             regs.ss = USER_DS;
         }
-        let resumed = sys::set_regs(pid, &regs).and_then(|()| sys::sysemu(pid, 0));
+        let resumed = sys::set_regs(tid, &regs).and_then(|()| sys::sysemu(tid, 0));
         if let Err(e) = resumed {
             if e.raw_os_error() == Some(libc::ESRCH) {
-                return Err(self.lost(as_, pid, None));
+                return Err(self.lost(as_, t, None));
             }
             return Err(PlatformError::host("PTRACE_SETREGS/SYSEMU", e));
         }
         loop {
-            let status = sys::wait(pid).map_err(|e| PlatformError::host("waitpid(stub)", e))?;
+            let status = sys::wait(tid).map_err(|e| PlatformError::host("waitpid(stub)", e))?;
             if !libc::WIFSTOPPED(status) {
-                return Err(self.lost(as_, pid, Some(status)));
+                return Err(self.lost(as_, t, Some(status)));
             }
             let sig = libc::WSTOPSIG(status);
-            let exit = if sig == SYSCALL_STOP { Some(Exit::Syscall) } else { self.classify(pid, sig)? };
+            let exit = if sig == SYSCALL_STOP {
+                Some(Exit::Syscall)
+            } else if sys::stop_event(status) != 0 {
+                // A ptrace event stop: a group-stop (SIGSTOP & co. sent from
+                // outside) of the seized thread. Like any host signal.
+                Some(Exit::Interrupted)
+            } else {
+                self.classify(tid, sig)?
+            };
             let Some(exit) = exit else {
                 // Resuming with signal 0 suppresses the stale signal.
-                sys::sysemu(pid, 0).map_err(|e| PlatformError::host("PTRACE_SYSEMU", e))?;
+                sys::sysemu(tid, 0).map_err(|e| PlatformError::host("PTRACE_SYSEMU", e))?;
                 continue;
             };
-            sys::get_regs(pid, &mut cpu.regs).map_err(|e| PlatformError::host("PTRACE_GETREGS", e))?;
+            sys::get_regs(tid, &mut cpu.regs).map_err(|e| PlatformError::host("PTRACE_GETREGS", e))?;
             cpu.fp_loaded = false;
             // Any signal that stopped the stub is suppressed: the next resume
             // passes signal 0.
@@ -274,42 +301,35 @@ impl Context for PtraceContext {
         if cpu.fp_loaded {
             return Ok(());
         }
-        let pid = self.last_pid.load(Ordering::Relaxed);
-        if pid == 0 {
+        let bound = self.bound.lock().unwrap();
+        let Some(b) = bound.as_ref() else {
             return Err(PlatformError::Unusable("load_fp: context never ran".into()));
-        }
-        let err = |e| PlatformError::host("load FPU state", e);
-        match self.xstate_len(pid)? {
-            Some(xlen) => {
-                let mut buf = vec![0u8; xlen];
-                let n = sys::get_regset(pid, NT_X86_XSTATE, &mut buf).map_err(err)?;
-                buf.truncate(n);
-                cpu.fp.bytes = buf;
-            }
-            None => {
-                let mut buf = [0u8; FXSAVE_SIZE];
-                sys::get_fpregs(pid, &mut buf).map_err(err)?;
-                cpu.fp.bytes = buf.to_vec();
-            }
-        }
-        cpu.fp_loaded = true;
-        Ok(())
+        };
+        self.fetch_fp(b.thread.tid, cpu)
     }
 
     fn interrupt(&self) {
         self.interrupted.store(true, Ordering::SeqCst);
         let current = self.current.lock().unwrap();
-        if let Some(handle) = current.as_ref() {
-            let pid = handle.lock().unwrap();
-            if *pid > 0 {
-                // The stub is single-threaded: its tid is its pid. Failure
-                // (ESRCH: just died) is fine, the switch reports the death.
-                let _ = sys::tgkill(*pid, *pid, INTERRUPT_SIGNAL);
-            }
+        if let Some(t) = current.as_ref() {
+            // This context's own stub thread only (tgkill with its tid):
+            // other threads of the process go on.
+            t.signal(INTERRUPT_SIGNAL);
         }
     }
 
     fn clear_interrupt(&self) {
         self.interrupted.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Drop for PtraceContext {
+    /// The stub thread goes with the context (its process stays, for the
+    /// other threads, until the address space is dropped).
+    fn drop(&mut self) {
+        *self.current.get_mut().unwrap() = None;
+        if let Some(b) = self.bound.get_mut().unwrap().take() {
+            b.thread.release_or_orphan();
+        }
     }
 }

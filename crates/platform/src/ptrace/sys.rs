@@ -52,6 +52,29 @@ pub(crate) fn cont(pid: Pid, sig: libc::c_int) -> io::Result<()> {
     unsafe { ptrace(libc::PTRACE_CONT, pid, 0, sig as usize) }.map(drop)
 }
 
+/// `PTRACE_EVENT_STOP`: the event of a stop caused by `PTRACE_INTERRUPT`
+/// (or a group-stop) of a tracee attached with `PTRACE_SEIZE`.
+pub(crate) const PTRACE_EVENT_STOP: libc::c_int = 128;
+
+/// Attaches to `tid` without stopping it, setting `opts` at once (so that
+/// `PTRACE_O_EXITKILL` covers the thread from the first moment it is traced).
+pub(crate) fn seize(tid: Pid, opts: libc::c_int) -> io::Result<()> {
+    // SAFETY: no pointers involved.
+    unsafe { ptrace(libc::PTRACE_SEIZE, tid, 0, opts as usize) }.map(drop)
+}
+
+/// Stops a seized tracee: it reports a `PTRACE_EVENT_STOP` stop.
+pub(crate) fn interrupt(tid: Pid) -> io::Result<()> {
+    // SAFETY: no pointers involved.
+    unsafe { ptrace(libc::PTRACE_INTERRUPT, tid, 0, 0) }.map(drop)
+}
+
+/// The ptrace event of a stop status (`status >> 16`), 0 for signal-delivery
+/// and syscall stops.
+pub(crate) fn stop_event(status: libc::c_int) -> libc::c_int {
+    status >> 16
+}
+
 pub(crate) fn set_options(pid: Pid, opts: libc::c_int) -> io::Result<()> {
     // SAFETY: no pointers involved.
     unsafe { ptrace(libc::PTRACE_SETOPTIONS, pid, 0, opts as usize) }.map(drop)

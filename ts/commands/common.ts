@@ -1,0 +1,41 @@
+// What every OCI command shares: the runtime built from the global flags,
+// and one way to turn a failure into runc's one-line error.
+
+import type { ArgumentsCamelCase } from 'yargs';
+import { Runtime } from '../container';
+import { VeilError } from '../errors';
+import { logError } from '../log';
+import { PLATFORMS, type Platform } from '../sandbox';
+
+export interface GlobalArgs {
+  root: string;
+  platform: string;
+  debug: boolean;
+  strace: boolean;
+}
+
+/** Prints the one-line error every failure ends in (and logs it) and exits. */
+export function fail(message: string, status = 1): never {
+  logError(message);
+  process.stderr.write(`veil: ${message}\n`);
+  process.exit(status);
+}
+
+export function runtimeFrom(argv: GlobalArgs): Runtime {
+  if (!(PLATFORMS as readonly string[]).includes(argv.platform)) {
+    throw new VeilError(`unknown platform "${argv.platform}" (valid platforms: ${PLATFORMS.join(', ')})`);
+  }
+  return new Runtime({ root: argv.root, platform: argv.platform as Platform, debug: argv.debug, strace: argv.strace });
+}
+
+/** Wraps a command body: VeilErrors become `veil: …` and status `status`. */
+export function action<A>(body: (argv: ArgumentsCamelCase<A>) => Promise<void>, status = 1) {
+  return async (argv: ArgumentsCamelCase<A>): Promise<void> => {
+    try {
+      await body(argv);
+    } catch (error) {
+      if (error instanceof VeilError) fail(error.message, status);
+      fail(error instanceof Error ? error.message : String(error), status);
+    }
+  };
+}

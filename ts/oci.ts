@@ -1,0 +1,200 @@
+// config.json: loading a bundle's spec with precise, one-line errors that
+// name the field, the default spec of `veil spec`, and signal names.
+
+import { readFileSync, statSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import { SpecError } from './errors';
+import { DEFAULT_PATH } from './spec';
+
+export interface Hook {
+  path: string;
+  args?: string[];
+  env?: string[];
+  timeout?: number;
+}
+
+export interface ProcessSpec {
+  terminal?: boolean;
+  user?: { uid: number; gid: number; additionalGids?: number[] };
+  args: string[];
+  env?: string[];
+  cwd: string;
+  oomScoreAdj?: number;
+  [key: string]: unknown;
+}
+
+export interface LinuxResources {
+  memory?: { limit?: number; reservation?: number; swap?: number };
+  cpu?: { shares?: number; quota?: number; period?: number; cpus?: string; mems?: string };
+  pids?: { limit?: number };
+  [key: string]: unknown;
+}
+
+/** The parts of the OCI runtime spec veil reads; the rest is carried along. */
+export interface OciSpec {
+  ociVersion: string;
+  process?: ProcessSpec;
+  root: { path: string; readonly?: boolean };
+  hostname?: string;
+  hooks?: Partial<Record<HookName, Hook[]>>;
+  annotations?: Record<string, string>;
+  linux?: {
+    namespaces?: { type: string; path?: string }[];
+    resources?: LinuxResources;
+    cgroupsPath?: string;
+    [key: string]: unknown;
+  };
+  [key: string]: unknown;
+}
+
+export const HOOK_NAMES = ['prestart', 'createRuntime', 'createContainer', 'startContainer', 'poststart', 'poststop'] as const;
+export type HookName = (typeof HOOK_NAMES)[number];
+
+const NAMESPACE_TYPES = ['pid', 'network', 'mount', 'ipc', 'uts', 'user', 'cgroup', 'time'];
+
+const fail = (message: string): never => {
+  throw new SpecError(message);
+};
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function checkStrings(v: unknown, field: string): void {
+  if (v !== undefined && !(Array.isArray(v) && v.every((s) => typeof s === 'string'))) fail(`${field} must be an array of strings`);
+}
+
+/** Checks a process object (config.json's, or `exec --process`'s). */
+export function checkProcess(p: unknown, field = 'process'): ProcessSpec {
+  if (p === undefined) fail(`${field} is missing`);
+  if (!isObject(p)) fail(`${field} must be an object`);
+  const proc = p as Record<string, unknown>;
+  checkStrings(proc.args, `${field}.args`);
+  if (!Array.isArray(proc.args) || proc.args.length === 0) fail(`${field}.args must name the program to run`);
+  checkStrings(proc.env, `${field}.env`);
+  if (typeof proc.cwd !== 'string' || !isAbsolute(proc.cwd)) fail(`${field}.cwd ${JSON.stringify(proc.cwd)} must be an absolute path`);
+  const user = proc.user as { uid?: unknown; gid?: unknown } | undefined;
+  if (user !== undefined) {
+    if (!isObject(user)) fail(`${field}.user must be an object`);
+    checkRootUser(Number(user.uid ?? 0), Number(user.gid ?? 0), `${field}.user`);
+  }
+  if (proc.oomScoreAdj !== undefined && !Number.isInteger(proc.oomScoreAdj)) fail(`${field}.oomScoreAdj must be an integer`);
+  return proc as unknown as ProcessSpec;
+}
+
+/** The sentry runs every process as uid 0 today; say so instead of pretending. */
+export function checkRootUser(uid: number, gid: number, field: string): void {
+  if (uid !== 0 || gid !== 0) {
+    fail(`${field} ${uid}:${gid} is not supported: veil runs every process as uid 0 and gid 0 for now`);
+  }
+}
+
+/**
+ * Reads and checks BUNDLE/config.json. The root path, which the spec allows
+ * relative to the bundle, comes back absolute.
+ */
+export function loadBundleSpec(bundle: string): { spec: OciSpec; rootfs: string } {
+  const file = resolve(bundle, 'config.json');
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    return fail(`${file}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
+  }
+  let spec: unknown;
+  try {
+    spec = JSON.parse(text);
+  } catch (error) {
+    return fail(`${file} is not valid JSON: ${(error as Error).message}`);
+  }
+  if (!isObject(spec)) return fail(`${file} must hold a JSON object`);
+  if (typeof spec.ociVersion !== 'string') fail('ociVersion is missing');
+  checkProcess(spec.process);
+  const root = spec.root as { path?: unknown } | undefined;
+  if (!isObject(root) || typeof root.path !== 'string' || root.path === '') fail('root.path is missing');
+  const rootfs = resolve(bundle, root!.path as string);
+  try {
+    if (!statSync(rootfs).isDirectory()) fail(`root.path ${JSON.stringify(root!.path)}: ${rootfs} is not a directory`);
+  } catch (error) {
+    if (error instanceof SpecError) throw error;
+    fail(`root.path ${JSON.stringify(root!.path)}: ${rootfs} does not exist`);
+  }
+  const linux = spec.linux;
+  if (linux !== undefined) {
+    if (!isObject(linux)) fail('linux must be an object');
+    const namespaces = (linux as Record<string, unknown>).namespaces;
+    if (namespaces !== undefined) {
+      if (!Array.isArray(namespaces)) fail('linux.namespaces must be an array');
+      (namespaces as unknown[]).forEach((ns, i) => {
+        const type = isObject(ns) ? ns.type : undefined;
+        if (typeof type !== 'string' || !NAMESPACE_TYPES.includes(type)) {
+          fail(`linux.namespaces[${i}].type ${JSON.stringify(type)} is not a namespace type (${NAMESPACE_TYPES.join(', ')})`);
+        }
+      });
+    }
+  }
+  const hooks = spec.hooks;
+  if (hooks !== undefined) {
+    if (!isObject(hooks)) fail('hooks must be an object');
+    for (const [name, list] of Object.entries(hooks as Record<string, unknown>)) {
+      if (!Array.isArray(list)) fail(`hooks.${name} must be an array`);
+      (list as unknown[]).forEach((h, i) => {
+        if (!isObject(h) || typeof h.path !== 'string' || !isAbsolute(h.path)) fail(`hooks.${name}[${i}].path must be an absolute path`);
+        if (isObject(h) && h.timeout !== undefined && !(Number.isInteger(h.timeout) && (h.timeout as number) > 0)) {
+          fail(`hooks.${name}[${i}].timeout must be a positive integer`);
+        }
+      });
+    }
+  }
+  return { spec: spec as unknown as OciSpec, rootfs };
+}
+
+/** `veil spec`: runc's default config.json, trimmed to what veil serves. */
+export function defaultSpec(): OciSpec {
+  return {
+    ociVersion: '1.0.2',
+    process: {
+      terminal: true,
+      user: { uid: 0, gid: 0 },
+      args: ['sh'],
+      env: [`PATH=${DEFAULT_PATH}`, 'TERM=xterm'],
+      cwd: '/',
+      capabilities: {},
+      rlimits: [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }],
+      noNewPrivileges: true,
+    },
+    root: { path: 'rootfs', readonly: true },
+    hostname: 'veil',
+    mounts: [
+      { destination: '/proc', type: 'proc', source: 'proc' },
+      { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+    ],
+    linux: {
+      resources: { devices: [{ allow: false, access: 'rwm' }] },
+      namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
+    },
+  };
+}
+
+/** Linux x86-64 signal numbers by name. */
+export const SIGNALS: Record<string, number> = {
+  HUP: 1, INT: 2, QUIT: 3, ILL: 4, TRAP: 5, ABRT: 6, IOT: 6, BUS: 7, FPE: 8, KILL: 9, USR1: 10, SEGV: 11,
+  USR2: 12, PIPE: 13, ALRM: 14, TERM: 15, STKFLT: 16, CHLD: 17, CONT: 18, STOP: 19, TSTP: 20, TTIN: 21,
+  TTOU: 22, URG: 23, XCPU: 24, XFSZ: 25, VTALRM: 26, PROF: 27, WINCH: 28, IO: 29, POLL: 29, PWR: 30, SYS: 31,
+};
+
+/** `TERM`, `SIGTERM`, `sigterm`, `15`, `RTMIN+3` → a signal number. */
+export function parseSignal(text: string): number {
+  const t = text.trim().toUpperCase().replace(/^SIG/, '');
+  if (/^\d+$/.test(t)) {
+    const n = Number(t);
+    if (n >= 1 && n <= 64) return n;
+  } else if (t in SIGNALS) {
+    return SIGNALS[t];
+  } else {
+    const rt = /^RTM(IN|AX)([+-]\d+)?$/.exec(t);
+    if (rt) {
+      const n = (rt[1] === 'IN' ? 34 : 64) + Number(rt[2] ?? 0);
+      if (n >= 34 && n <= 64) return n;
+    }
+  }
+  throw new SpecError(`unknown signal ${JSON.stringify(text)}`);
+}
