@@ -455,6 +455,39 @@ print('remaining', signal.alarm(0))`),
     assert.equal(outside.stdout, 'True True\nsleep interrupted True\nremaining 5\n');
   });
 
+  test('stop and continue are reported to wait; robust mutexes outlive their owner', async () => {
+    const { outside } = await assertSameAsNative(
+      R,
+      py(`import ctypes, os, signal, threading, time
+pid = os.fork()
+if pid == 0:
+    time.sleep(30)
+    os._exit(0)
+os.kill(pid, signal.SIGSTOP)
+_, st = os.waitpid(pid, os.WUNTRACED)
+print('stopped', os.WIFSTOPPED(st), os.WSTOPSIG(st))
+os.kill(pid, signal.SIGCONT)
+_, st = os.waitpid(pid, os.WCONTINUED)
+print('continued', os.WIFCONTINUED(st))
+os.kill(pid, signal.SIGKILL)
+_, st = os.waitpid(pid, 0)
+print('killed', os.WTERMSIG(st))
+libc = ctypes.CDLL(None, use_errno=True)
+attr, m = ctypes.create_string_buffer(8), ctypes.create_string_buffer(40)
+libc.pthread_mutexattr_init(attr)
+libc.pthread_mutexattr_setrobust(attr, 1)
+libc.pthread_mutex_init(m, attr)
+def hold():
+    libc.pthread_mutex_lock(m)
+    libc.syscall(60, 0)  # this thread exits holding the mutex
+threading.Thread(target=hold).start()
+time.sleep(0.5)
+print('lock after its owner died:', libc.pthread_mutex_lock(m), flush=True)
+os._exit(0)  # the dead owner thread can never be joined`),
+    );
+    assert.equal(outside.stdout, 'stopped True 19\ncontinued True\nkilled 9\nlock after its owner died: 130\n');
+  });
+
   test('tempfile', async () => {
     const { outside } = await assertSameAsNative(
       R,

@@ -172,7 +172,18 @@ fn prepare_send(kernel: &Kernel, tg: &Arc<ThreadGroup>, signo: i32) -> bool {
             }
             if st.stopped {
                 st.stopped = false;
+                st.stop_event = None;
+                st.continued = true;
                 drop(st);
+                // Every stopped thread of the process resumes.
+                let threads: Vec<Arc<Task>> = {
+                    let tree = kernel.tree.lock().unwrap();
+                    let ids = tg.state.lock().unwrap().threads.clone();
+                    ids.iter().filter_map(|x| tree.tasks.get(x).cloned()).collect()
+                };
+                for th in threads {
+                    th.kick();
+                }
                 notify_parent(kernel, tg, code::CLD_CONTINUED, signal::SIGCONT);
                 st = tg.state.lock().unwrap();
             }
@@ -219,6 +230,10 @@ pub fn deliver(t: &mut TaskCtx, restart: Option<Errno>) -> Disposition {
         if t.task.tg.state.lock().unwrap().group_exit.is_some() || t.task.exit_requested.load(Ordering::SeqCst) {
             return Disposition::Exit;
         }
+        if t.task.tg.state.lock().unwrap().stopped {
+            wait_while_stopped(t);
+            continue;
+        }
         let info = {
             let mut s = t.task.signals.lock().unwrap();
             let mask = s.mask;
@@ -250,7 +265,7 @@ pub fn deliver(t: &mut TaskCtx, restart: Option<Errno>) -> Disposition {
             match default_action(signo) {
                 DefaultAction::Ignore | DefaultAction::Continue => continue,
                 DefaultAction::Stop => {
-                    stop_group(t);
+                    stop_group(t, signo);
                     continue;
                 }
                 DefaultAction::Terminate | DefaultAction::CoreDump => {
@@ -302,13 +317,26 @@ fn restore_saved_mask(t: &mut TaskCtx) {
     }
 }
 
-fn stop_group(t: &mut TaskCtx) {
-    {
+fn stop_group(t: &mut TaskCtx, signo: i32) {
+    let others: Vec<Arc<Task>> = {
+        let tree = t.task.kernel.tree.lock().unwrap();
         let mut st = t.task.tg.state.lock().unwrap();
         st.stopped = true;
+        st.stop_event = Some(signo);
+        st.continued = false;
+        st.threads.iter().filter(|&&x| x != t.task.tid).filter_map(|x| tree.tasks.get(x).cloned()).collect()
+    };
+    // Every thread of the process stops: the others notice at their next
+    // look at pending work.
+    for o in others {
+        o.kick();
     }
-    notify_parent(&t.task.kernel, &t.task.tg, code::CLD_STOPPED, signal::SIGSTOP);
-    // Sleep until SIGCONT or SIGKILL.
+    notify_parent(&t.task.kernel, &t.task.tg, code::CLD_STOPPED, signo);
+    wait_while_stopped(t);
+}
+
+/// Sleeps while the process is stopped (until SIGCONT or SIGKILL).
+fn wait_while_stopped(t: &TaskCtx) {
     loop {
         let seen = t.task.waiter.seq();
         {

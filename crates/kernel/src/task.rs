@@ -59,6 +59,10 @@ pub struct ProcessState {
     pub shared_pending: crate::signal::PendingSet,
     /// Stopped by a stop signal, waiting for SIGCONT.
     pub stopped: bool,
+    /// A stop not yet reported to the parent's wait (the stop signal).
+    pub stop_event: Option<i32>,
+    /// A continue not yet reported to the parent's wait (WCONTINUED).
+    pub continued: bool,
 }
 
 pub struct ThreadGroup {
@@ -101,6 +105,8 @@ pub struct Task {
     /// Set when this one thread must exit (another thread called execve).
     pub exit_requested: AtomicBool,
     pub clear_child_tid: AtomicU64,
+    /// set_robust_list(2): the head of the thread's robust futex list.
+    pub robust_list: AtomicU64,
     pub comm: Mutex<[u8; 16]>,
     /// The CPU state a new task starts with; taken by its host thread.
     pub initial_cpu: Mutex<Option<CpuState>>,
@@ -357,6 +363,7 @@ pub fn run(task: Arc<Task>) {
 fn exit_task(t: &mut TaskCtx) {
     let task = t.task.clone();
     let kernel = task.kernel.clone();
+    crate::syscalls::sys_futex::exit_robust_list(t);
     let ctid = task.clear_child_tid.swap(0, Ordering::SeqCst);
     if ctid != 0 {
         let _ = t.copy_out(ctid, &0u32.to_le_bytes());

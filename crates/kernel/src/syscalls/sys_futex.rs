@@ -15,7 +15,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub const SYSCALLS: &[Entry] = &[
     sys!(FUTEX, sys_futex, [Hex, Int, Int, Hex, Hex, Int], partial "WAIT, WAKE, *_BITSET, REQUEUE, CMP_REQUEUE; no PI or WAKE_OP"),
-    sys!(SET_ROBUST_LIST, sys_set_robust_list, [Hex, Int], partial "the list is recorded; robust futexes of a dying thread are not released"),
+    sys!(SET_ROBUST_LIST, sys_set_robust_list, [Hex, Int]),
+    sys!(GET_ROBUST_LIST, sys_get_robust_list, [Int, Hex, Hex]),
 ];
 
 struct Sleeper {
@@ -169,10 +170,66 @@ fn wait(t: &mut TaskCtx, addr: u64, val: u32, bitset: u32, dl: Option<Instant>) 
     }
 }
 
+/// `struct robust_list_head`: the list pointer, the offset from an entry to
+/// its futex word, and the entry being acquired or released right now.
+const ROBUST_LIST_HEAD_SIZE: u64 = 24;
+const FUTEX_WAITERS: u32 = 0x8000_0000;
+const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
+const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+/// Linux's ROBUST_LIST_LIMIT: bounds the walk of a corrupt or cyclic list.
+const ROBUST_LIST_LIMIT: usize = 2048;
+
 fn sys_set_robust_list(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
-    if a[1] != 24 {
+    if a[1] != ROBUST_LIST_HEAD_SIZE {
         return Err(Errno::EINVAL);
     }
-    let _ = t;
+    t.task.robust_list.store(a[0], Ordering::SeqCst);
     Ok(0)
+}
+
+fn sys_get_robust_list(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let target = if a[0] == 0 { t.task.clone() } else { t.kernel().task(a[0] as i32).ok_or(Errno::ESRCH)? };
+    t.write_obj(a[1], &target.robust_list.load(Ordering::SeqCst))?;
+    t.write_obj(a[2], &ROBUST_LIST_HEAD_SIZE)?;
+    Ok(0)
+}
+
+/// A dying thread releases the robust mutexes it holds, as Linux's
+/// exit_robust_list does: each futex word owned by `tid` gets
+/// FUTEX_OWNER_DIED (keeping FUTEX_WAITERS), and one waiter is woken to
+/// find it.
+pub fn exit_robust_list(t: &TaskCtx) {
+    let head = t.task.robust_list.swap(0, Ordering::SeqCst);
+    if head == 0 {
+        return;
+    }
+    let read_u64 = |addr: u64| t.read_obj::<u64>(addr).ok();
+    let (Some(mut entry), Some(offset), Some(pending)) = (read_u64(head), read_u64(head + 8), read_u64(head + 16)) else { return };
+    let offset = offset as i64;
+    let release = |entry: u64| {
+        let word = entry.wrapping_add(offset as u64);
+        if let Ok(v) = t.read_obj::<u32>(word) {
+            if v & FUTEX_TID_MASK == t.tid() as u32 {
+                let nv = (v & FUTEX_WAITERS) | FUTEX_OWNER_DIED;
+                if t.copy_out(word, &nv.to_le_bytes()).is_ok() && v & FUTEX_WAITERS != 0 {
+                    wake_address(&t.task, word, 1);
+                }
+            }
+        }
+    };
+    for _ in 0..ROBUST_LIST_LIMIT {
+        // The low bit of an entry pointer marks a PI futex; the address is the rest.
+        let e = entry & !1;
+        if e == head {
+            break;
+        }
+        let Some(next) = read_u64(e) else { break };
+        if e != pending & !1 {
+            release(e);
+        }
+        entry = next;
+    }
+    if pending != 0 {
+        release(pending & !1);
+    }
 }

@@ -18,8 +18,8 @@ pub const SYSCALLS: &[Entry] = &[
     sys!(EXECVE, sys_execve, [Str, Hex, Hex]),
     sys!(EXIT, sys_exit, [Int]),
     sys!(EXIT_GROUP, sys_exit_group, [Int]),
-    sys!(WAIT4, sys_wait4, [Int, Hex, Hex, Hex], partial "WUNTRACED/WCONTINUED report nothing; rusage is zero"),
-    sys!(WAITID, sys_waitid, [Int, Int, Hex, Hex, Hex], partial "exits only (WSTOPPED/WCONTINUED events are not reported); no P_PIDFD"),
+    sys!(WAIT4, sys_wait4, [Int, Hex, Hex, Hex], partial "rusage is zero"),
+    sys!(WAITID, sys_waitid, [Int, Int, Hex, Hex, Hex], partial "no P_PIDFD; rusage is zero"),
     sys!(GETPID, sys_getpid, []),
     sys!(GETPPID, sys_getppid, []),
     sys!(GETTID, sys_gettid, []),
@@ -225,9 +225,12 @@ fn sys_execve(t: &mut TaskCtx, a: &super::Args) -> SysResult<u64> {
         Ok(i) => i,
         Err(e) => return Err(e.errno()),
     };
-    // Past the point of no return: the other threads of the process go.
+    // Past the point of no return: the other threads of the process go,
+    // and robust futexes held in the old memory are released (Linux's
+    // exec_mm_release).
     let task = t.task.clone();
     end_other_threads(&task);
+    crate::syscalls::sys_futex::exit_robust_list(t);
     let context = kernel.platform.new_context().map_err(|_| Errno::ENOMEM)?;
     *task.mm.lock().unwrap() = Some(mm);
     *task.context.lock().unwrap() = context;
@@ -294,9 +297,38 @@ fn wait_matches(pid: i32, caller_pgid: i32, c: &ThreadGroup) -> bool {
     }
 }
 
-/// Waits for a child matching `pid` (wait4's convention) to exit; reaps
-/// it when `reap`. None when `nohang` and no child has exited yet.
-fn wait_for_child(t: &mut TaskCtx, pid: i32, nohang: bool, reap: bool) -> SysResult<Option<(i32, ExitStatus)>> {
+/// What wait4/waitid report about a child.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WaitEvent {
+    Exited(ExitStatus),
+    Stopped(i32),
+    Continued,
+}
+
+impl WaitEvent {
+    fn wstatus(self) -> i32 {
+        match self {
+            WaitEvent::Exited(st) => st.wstatus(),
+            WaitEvent::Stopped(sig) => (sig << 8) | 0x7f,
+            WaitEvent::Continued => 0xffff,
+        }
+    }
+}
+
+/// Which events a wait asks for, and whether it consumes them.
+#[derive(Clone, Copy)]
+struct WaitFor {
+    exited: bool,
+    stopped: bool,
+    continued: bool,
+    nohang: bool,
+    consume: bool,
+}
+
+/// Waits for a child matching `pid` (wait4's convention) to exit, stop or
+/// continue, as `want` asks; reaps an exited child when consuming. None
+/// when `nohang` and nothing happened yet.
+fn wait_for_child(t: &mut TaskCtx, pid: i32, want: WaitFor) -> SysResult<Option<(i32, WaitEvent)>> {
     let kernel = t.kernel().clone();
     let me = t.task.tg.clone();
     loop {
@@ -310,14 +342,34 @@ fn wait_for_child(t: &mut TaskCtx, pid: i32, nohang: bool, reap: bool) -> SysRes
                 me.child_events.unregister(&t.task.waiter);
                 return Err(Errno::ECHILD);
             }
-            let zombie = matching.iter().find_map(|c| c.state.lock().unwrap().zombie.map(|s| (c.tgid, s)));
-            if let (Some((cpid, _)), true) = (zombie, reap) {
-                tree.groups.remove(&cpid);
-                me.state.lock().unwrap().children.retain(|&x| x != cpid);
+            let event = matching.iter().find_map(|c| {
+                let mut st = c.state.lock().unwrap();
+                if let (true, Some(z)) = (want.exited, st.zombie) {
+                    return Some((c.tgid, WaitEvent::Exited(z)));
+                }
+                if let (true, Some(sig)) = (want.stopped, st.stop_event) {
+                    if want.consume {
+                        st.stop_event = None;
+                    }
+                    return Some((c.tgid, WaitEvent::Stopped(sig)));
+                }
+                if want.continued && st.continued {
+                    if want.consume {
+                        st.continued = false;
+                    }
+                    return Some((c.tgid, WaitEvent::Continued));
+                }
+                None
+            });
+            if let Some((cpid, WaitEvent::Exited(_))) = event {
+                if want.consume {
+                    tree.groups.remove(&cpid);
+                    me.state.lock().unwrap().children.retain(|&x| x != cpid);
+                }
             }
-            zombie
+            event
         };
-        if found.is_some() || nohang {
+        if found.is_some() || want.nohang {
             me.child_events.unregister(&t.task.waiter);
             return Ok(found);
         }
@@ -330,10 +382,17 @@ fn sys_wait4(t: &mut TaskCtx, a: &super::Args) -> SysResult<u64> {
     if options & !(libc::WNOHANG | libc::WUNTRACED | libc::WCONTINUED | libc::__WALL | libc::__WCLONE | libc::__WNOTHREAD) != 0 {
         return Err(Errno::EINVAL);
     }
-    match wait_for_child(t, pid, options & libc::WNOHANG != 0, true)? {
-        Some((cpid, st)) => {
+    let want = WaitFor {
+        exited: true,
+        stopped: options & libc::WUNTRACED != 0,
+        continued: options & libc::WCONTINUED != 0,
+        nohang: options & libc::WNOHANG != 0,
+        consume: true,
+    };
+    match wait_for_child(t, pid, want)? {
+        Some((cpid, ev)) => {
             if status_addr != 0 {
-                t.copy_out(status_addr, &st.wstatus().to_le_bytes())?;
+                t.copy_out(status_addr, &ev.wstatus().to_le_bytes())?;
             }
             if a[3] != 0 {
                 t.write_obj(a[3], &abi::types::Rusage::default())?;
@@ -456,17 +515,21 @@ fn sys_waitid(t: &mut TaskCtx, a: &super::Args) -> SysResult<u64> {
         P_PGID if id >= 0 => if id == 0 { 0 } else { -id },
         _ => return Err(Errno::EINVAL),
     };
-    if options & libc::WEXITED == 0 {
-        // Only stop/continue events were asked for; the sentry does not report those yet.
-        t.kernel().report_unsupported_feature(abi::syscalls::nr::WAITID, "WSTOPPED/WCONTINUED without WEXITED");
-        return Err(Errno::EINVAL);
-    }
-    match wait_for_child(t, pid, options & libc::WNOHANG != 0, options & WNOWAIT == 0)? {
-        Some((cpid, st)) => {
-            let (code, status) = match st {
-                ExitStatus::Exited(c) => (abi::signal::code::CLD_EXITED, c),
-                ExitStatus::Signaled { signo, core: false } => (abi::signal::code::CLD_KILLED, signo),
-                ExitStatus::Signaled { signo, core: true } => (abi::signal::code::CLD_DUMPED, signo),
+    let want = WaitFor {
+        exited: options & libc::WEXITED != 0,
+        stopped: options & libc::WSTOPPED != 0,
+        continued: options & libc::WCONTINUED != 0,
+        nohang: options & libc::WNOHANG != 0,
+        consume: options & WNOWAIT == 0,
+    };
+    match wait_for_child(t, pid, want)? {
+        Some((cpid, ev)) => {
+            let (code, status) = match ev {
+                WaitEvent::Exited(ExitStatus::Exited(c)) => (abi::signal::code::CLD_EXITED, c),
+                WaitEvent::Exited(ExitStatus::Signaled { signo, core: false }) => (abi::signal::code::CLD_KILLED, signo),
+                WaitEvent::Exited(ExitStatus::Signaled { signo, core: true }) => (abi::signal::code::CLD_DUMPED, signo),
+                WaitEvent::Stopped(sig) => (abi::signal::code::CLD_STOPPED, sig),
+                WaitEvent::Continued => (abi::signal::code::CLD_CONTINUED, abi::signal::SIGCONT),
             };
             if infop != 0 {
                 t.write_obj(infop, &abi::types::Siginfo::child(code, cpid, 0, status))?;
