@@ -567,36 +567,41 @@ impl MemoryManager {
         Ok(out)
     }
 
-    /// Copies between the sentry and application memory, page by page,
-    /// checking the areas' permissions as the hardware would.
-    fn access(&self, addr: u64, len: usize, need: Perms, mut f: impl FnMut(*mut u8, usize, usize)) -> SysResult<()> {
-        if len == 0 {
-            return Ok(());
-        }
-        let end = addr.checked_add(len as u64).ok_or(Errno::EFAULT)?;
-        if end > self.max_addr {
-            return Err(Errno::EFAULT);
-        }
-        let m = self.inner.lock().unwrap();
+    /// Calls `f(area, from, to)` for each area covering `[addr, addr+len)`
+    /// in order; EFAULT if a byte is outside every area or an area lacks
+    /// `need`.
+    fn walk(&self, m: &MmInner, addr: u64, len: usize, need: Perms, mut f: impl FnMut(&Vma, u64, u64) -> SysResult<()>) -> SysResult<()> {
+        let end = addr.checked_add(len as u64).filter(|&e| e <= self.max_addr).ok_or(Errno::EFAULT)?;
         let mut a = addr;
         while a < end {
             let v = m.vmas.range(..=a).next_back().map(|(_, v)| v).filter(|v| v.end > a).ok_or(Errno::EFAULT)?;
             if !v.perms.contains(need) {
                 return Err(Errno::EFAULT);
             }
-            let chunk_end = end.min(v.end);
-            let pages = self.materialize(v, page_down(a), page_up(chunk_end).unwrap())?;
-            for (va, off) in pages {
-                let s = a.max(va);
-                let e = chunk_end.min(va + PAGE_SIZE);
-                if s >= e {
-                    continue;
-                }
-                f(self.memfile.as_ptr(off + (s - va)), (s - addr) as usize, (e - s) as usize);
-            }
-            a = chunk_end;
+            let to = end.min(v.end);
+            f(v, a, to)?;
+            a = to;
         }
         Ok(())
+    }
+
+    /// Copies between the sentry and application memory, page by page,
+    /// checking the areas' permissions as the hardware would.
+    fn access(&self, addr: u64, len: usize, need: Perms, mut f: impl FnMut(*mut u8, usize, usize)) -> SysResult<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        let m = self.inner.lock().unwrap();
+        self.walk(&m, addr, len, need, |v, from, to| {
+            for (va, off) in self.materialize(v, page_down(from), page_up(to).unwrap())? {
+                let s = from.max(va);
+                let e = to.min(va + PAGE_SIZE);
+                if s < e {
+                    f(self.memfile.as_ptr(off + (s - va)), (s - addr) as usize, (e - s) as usize);
+                }
+            }
+            Ok(())
+        })
     }
 
     /// EFAULT unless areas with `need` cover `[addr, addr+len)`; lets a
@@ -606,17 +611,8 @@ impl MemoryManager {
         if len == 0 {
             return Ok(());
         }
-        let end = addr.checked_add(len as u64).filter(|&e| e <= self.max_addr).ok_or(Errno::EFAULT)?;
         let m = self.inner.lock().unwrap();
-        let mut a = addr;
-        while a < end {
-            let v = m.vmas.range(..=a).next_back().map(|(_, v)| v).filter(|v| v.end > a).ok_or(Errno::EFAULT)?;
-            if !v.perms.contains(need) {
-                return Err(Errno::EFAULT);
-            }
-            a = v.end;
-        }
-        Ok(())
+        self.walk(&m, addr, len, need, |_, _, _| Ok(()))
     }
 
     pub fn copy_in(&self, addr: u64, buf: &mut [u8]) -> SysResult<()> {

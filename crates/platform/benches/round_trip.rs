@@ -1,12 +1,15 @@
-//! The cost of one application system call round trip on the KVM platform,
-//! against the floor of the same guest set-up and against ptrace.
+//! The cost of one application system call round trip on each platform,
+//! against each platform's floor, in one run.
 //!
 //! * `kvm_raw_trap_round_trip`: the floor, measured here on the platform's
 //!   own guest set-up: ring-3 `int3` -> ring-0 `out` -> exit -> KVM_RUN
 //!   -> `iretq`, no other host work (`KvmPlatform::measure_raw_trap_floor`).
 //! * `kvm_switch_round_trip`: a `getppid` loop through `KvmContext::switch`.
-//! * `raw_sysemu_round_trip` / `platform_switch_round_trip`: the same two
-//!   for ptrace (as in `benches/sysemu.rs`), in the same run.
+//! * `raw_sysemu_round_trip`: the ptrace floor: a forked child loops on
+//!   `getppid` under PTRACE_SYSEMU; per stop the tracer does GETREGS,
+//!   SETREGS, SYSEMU and waitpid, nothing else (`RawTracee`).
+//! * `platform_switch_round_trip`: the same loop through
+//!   `PtraceContext::switch`; the difference is the platform's overhead.
 //!
 //! One measured iteration is one round trip.
 
