@@ -488,6 +488,43 @@ os._exit(0)  # the dead owner thread can never be joined`),
     assert.equal(outside.stdout, 'stopped True 19\ncontinued True\nkilled 9\nlock after its owner died: 130\n');
   });
 
+  test('credentials: dropping root limits files, signals and ids', async () => {
+    const { outside } = await assertSameAsNative(
+      R,
+      py(`import errno, os
+print('ids', os.getuid(), os.geteuid(), os.getgid(), os.getgroups(), flush=True)
+with open('/tmp/secret', 'w') as f:
+    f.write('s')
+os.chmod('/tmp/secret', 0o600)
+pid = os.fork()
+if pid == 0:
+    os.setgroups([])
+    os.setresgid(65534, 65534, 65534)
+    os.setreuid(65534, 65534)
+    print('child', os.getresuid(), os.getresgid(), os.getgroups())
+    for what, f in [('read secret', lambda: open('/tmp/secret').read()),
+                    ('setuid(0)', lambda: os.setuid(0)),
+                    ('kill(1, 0)', lambda: os.kill(1, 0))]:
+        try:
+            f()
+            print(what, 'allowed')
+        except PermissionError as e:
+            print(what, errno.errorcode[e.errno])
+    with open('/tmp/mine', 'w') as f:
+        f.write('m')
+    st = os.stat('/tmp/mine')
+    print('new file owner', st.st_uid, st.st_gid, 'W_OK /etc/passwd', os.access('/etc/passwd', os.W_OK), flush=True)
+    os._exit(0)
+_, st = os.waitpid(pid, 0)
+print('child status', st)`),
+    );
+    assert.equal(
+      outside.stdout,
+      'ids 0 0 0 []\nchild (65534, 65534, 65534) (65534, 65534, 65534) []\nread secret EACCES\nsetuid(0) EPERM\nkill(1, 0) EPERM\n' +
+        'new file owner 65534 65534 W_OK /etc/passwd False\nchild status 0\n',
+    );
+  });
+
   test('tempfile', async () => {
     const { outside } = await assertSameAsNative(
       R,

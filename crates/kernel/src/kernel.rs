@@ -414,8 +414,8 @@ impl Kernel {
             vm_size,
             vm_rss,
             start_ticks: (tg.start_time.duration_since(self.boot_time).as_millis() / 10) as u64,
-            uid: 0,
-            gid: 0,
+            uid: leader.as_ref().map(|t| t.creds.lock().unwrap().ruid).unwrap_or(0),
+            gid: leader.as_ref().map(|t| t.creds.lock().unwrap().rgid).unwrap_or(0),
             fds,
             maps,
         })
@@ -499,6 +499,7 @@ impl Task {
             exit_requested: AtomicBool::new(false),
             clear_child_tid: AtomicU64::new(0),
             robust_list: AtomicU64::new(0),
+            creds: Mutex::new(crate::creds::Creds::default()),
             comm: Mutex::new([0; 16]),
             initial_cpu: Mutex::new(None),
             vfork_parent: Mutex::new(None),

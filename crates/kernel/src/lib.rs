@@ -7,6 +7,7 @@
 //! memory file, so the same code serves every platform.
 
 pub mod fs;
+pub mod creds;
 pub mod kernel;
 pub mod loader;
 pub mod mm;

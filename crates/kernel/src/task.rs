@@ -105,6 +105,8 @@ pub struct Task {
     /// Set when this one thread must exit (another thread called execve).
     pub exit_requested: AtomicBool,
     pub clear_child_tid: AtomicU64,
+    /// User and group ids (per thread, as in Linux; inherited by clone).
+    pub creds: Mutex<crate::creds::Creds>,
     /// set_robust_list(2): the head of the thread's robust futex list.
     pub robust_list: AtomicU64,
     pub comm: Mutex<[u8; 16]>,
@@ -296,11 +298,16 @@ impl TaskCtx {
         crate::signal::send_to_task(&self.task, info);
     }
 
+    /// A copy of the task's credentials.
+    pub fn creds(&self) -> crate::creds::Creds {
+        self.task.creds.lock().unwrap().clone()
+    }
+    /// Real uid and gid (what access(2) checks with).
     pub fn uid(&self) -> u32 {
-        0
+        self.task.creds.lock().unwrap().ruid
     }
     pub fn gid(&self) -> u32 {
-        0
+        self.task.creds.lock().unwrap().rgid
     }
 }
 

@@ -38,11 +38,15 @@ impl<'a> Caller<'a> {
     pub fn kernel(&self) -> SysResult<&'a Arc<Kernel>> {
         self.kernel.ok_or(Errno::ENOENT)
     }
-    /// (fsuid, fsgid) new inodes get. Every task is root inside the
-    /// sandbox today (`TaskCtx::uid`); when credentials arrive this is the
-    /// one place to read them.
+    /// The calling task's credentials (root for callers without a task:
+    /// the sentry itself).
+    pub fn creds(&self) -> crate::creds::Creds {
+        self.kernel.and_then(|k| k.task(self.tid)).map(|t| t.creds.lock().unwrap().clone()).unwrap_or_default()
+    }
+    /// (fsuid, fsgid) new inodes get.
     pub fn owner(&self) -> (u32, u32) {
-        (0, 0)
+        let c = self.creds();
+        (c.fsuid, c.fsgid)
     }
     /// The calling task, for file systems that must block in open (fifos).
     pub fn task(&self) -> SysResult<Arc<crate::task::Task>> {

@@ -436,6 +436,14 @@ impl Vfs {
             // Only reached with O_NOFOLLOW (or O_CREAT|O_EXCL).
             return Err(Errno::ELOOP);
         }
+        let want = match acc {
+            libc::O_WRONLY => 2,
+            libc::O_RDWR => 6,
+            _ => 4,
+        } | if f & libc::O_TRUNC != 0 { 2 } else { 0 };
+        if !c.creds().may_access(&loc.stat(c)?, want) {
+            return Err(Errno::EACCES);
+        }
         if f & libc::O_DIRECTORY != 0 && kind != S_IFDIR {
             return Err(Errno::ENOTDIR);
         }
@@ -500,7 +508,7 @@ pub fn open_exec(kernel: &Arc<Kernel>, fs: &FsContext, caller_tgid: i32, path: &
     let c = Caller::new(kernel, caller_tgid, caller_tgid);
     let loc = kernel.vfs.resolve(&c, &fs.root, &fs.cwd, path, Follow::Yes)?;
     let st = loc.stat(&c)?;
-    if st.st_mode & S_IFMT != S_IFREG || st.st_mode & 0o111 == 0 {
+    if st.st_mode & S_IFMT != S_IFREG || !c.creds().may_access(&st, 0o1) {
         return Err(Errno::EACCES);
     }
     let ops = loc.node().open(&c, libc::O_RDONLY as u32)?;

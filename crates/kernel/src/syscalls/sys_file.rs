@@ -297,29 +297,14 @@ fn do_access(t: &TaskCtx, dirfd: i32, path_addr: u64, mode: u64, flags: i32) -> 
     if mode & 0o2 != 0 && readonly && (kind == libc::S_IFREG || kind == S_IFDIR || kind == S_IFLNK) {
         return Err(Errno::EROFS);
     }
-    if permitted(&st, t.uid(), t.gid(), mode) {
+    let creds = if flags & libc::AT_EACCESS != 0 { t.creds() } else { t.creds().with_real_ids() };
+    if creds.may_access(&st, mode) {
         Ok(0)
     } else {
         Err(Errno::EACCES)
     }
 }
 
-/// Unix permission check of `want` (R=4, W=2, X=1) for uid/gid; root may
-/// do anything except execute a file with no execute bit at all.
-pub fn permitted(st: &Stat, uid: u32, gid: u32, want: u32) -> bool {
-    if uid == 0 {
-        let kind = st.st_mode & S_IFMT;
-        return want & 0o1 == 0 || kind == S_IFDIR || st.st_mode & 0o111 != 0;
-    }
-    let bits = if st.st_uid == uid {
-        (st.st_mode >> 6) & 7
-    } else if st.st_gid == gid {
-        (st.st_mode >> 3) & 7
-    } else {
-        st.st_mode & 7
-    };
-    bits & want == want
-}
 
 fn sys_access(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     do_access(t, AT_FDCWD, a[0], a[1], 0)
@@ -593,14 +578,4 @@ mod tests {
         assert_eq!(&b[18..23], b"hello");
     }
 
-    #[test]
-    fn permission_bits() {
-        let st = Stat { st_mode: libc::S_IFREG | 0o640, st_uid: 5, st_gid: 6, ..Default::default() };
-        assert!(permitted(&st, 5, 0, 6));
-        assert!(!permitted(&st, 7, 6, 2));
-        assert!(permitted(&st, 7, 6, 4));
-        assert!(!permitted(&st, 7, 8, 4));
-        assert!(!permitted(&st, 0, 0, 1));
-        assert!(permitted(&st, 0, 0, 6));
-    }
 }

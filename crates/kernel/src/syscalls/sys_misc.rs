@@ -23,19 +23,22 @@ pub const SYSCALLS: &[Entry] = &[
     sys!(SETRLIMIT, sys_setrlimit, [Int, Hex]),
     sys!(PRCTL, sys_prctl, [Int, Hex, Hex, Hex, Hex], partial "names, dumpable, no_new_privs, pdeathsig, child subreaper"),
     sys!(ARCH_PRCTL, sys_arch_prctl, [Hex, Hex]),
-    sys!(GETUID, sys_getid, []),
-    sys!(GETEUID, sys_getid, []),
-    sys!(GETGID, sys_getid, []),
-    sys!(GETEGID, sys_getid, []),
+    sys!(GETUID, sys_getuid, []),
+    sys!(GETEUID, sys_geteuid, []),
+    sys!(GETGID, sys_getgid, []),
+    sys!(GETEGID, sys_getegid, []),
     sys!(GETGROUPS, sys_getgroups, [Int, Hex]),
-    sys!(SETUID, sys_setid, [Int], partial "credentials are fixed at root: only 0 is accepted"),
-    sys!(SETGID, sys_setid, [Int], partial "credentials are fixed at root: only 0 is accepted"),
-    sys!(SETRESUID, sys_setresid, [Int, Int, Int], partial "credentials are fixed at root: only 0 or -1 are accepted"),
-    sys!(SETRESGID, sys_setresid, [Int, Int, Int], partial "credentials are fixed at root: only 0 or -1 are accepted"),
-    sys!(SETREUID, sys_setreid, [Int, Int], partial "credentials are fixed at root: only 0 or -1 are accepted"),
-    sys!(SETREGID, sys_setreid, [Int, Int], partial "credentials are fixed at root: only 0 or -1 are accepted"),
-    sys!(GETRESUID, sys_getresid, [Hex, Hex, Hex]),
-    sys!(GETRESGID, sys_getresid, [Hex, Hex, Hex]),
+    sys!(SETGROUPS, sys_setgroups, [Int, Hex]),
+    sys!(SETUID, sys_setuid, [Int], partial "capabilities are all-or-nothing: euid 0 holds them all"),
+    sys!(SETGID, sys_setgid, [Int], partial "capabilities are all-or-nothing: euid 0 holds them all"),
+    sys!(SETRESUID, sys_setresuid, [Int, Int, Int]),
+    sys!(SETRESGID, sys_setresgid, [Int, Int, Int]),
+    sys!(SETREUID, sys_setreuid, [Int, Int]),
+    sys!(SETREGID, sys_setregid, [Int, Int]),
+    sys!(GETRESUID, sys_getresuid, [Hex, Hex, Hex]),
+    sys!(GETRESGID, sys_getresgid, [Hex, Hex, Hex]),
+    sys!(SETFSUID, sys_setfsuid, [Int]),
+    sys!(SETFSGID, sys_setfsgid, [Int]),
     sys!(SYSINFO, sys_sysinfo, [Hex]),
     sys!(SCHED_YIELD, sys_sched_yield, []),
     sys!(SCHED_GETAFFINITY, sys_sched_getaffinity, [Int, Int, Hex]),
@@ -285,25 +288,8 @@ fn sys_arch_prctl(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     }
 }
 
-fn sys_getid(_t: &mut TaskCtx, _a: &Args) -> SysResult<u64> {
-    Ok(0)
-}
 
-fn sys_getgroups(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
-    if (a[0] as i32) < 0 {
-        return Err(Errno::EINVAL);
-    }
-    let _ = t;
-    Ok(0)
-}
 
-fn sys_setid(_t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
-    if a[0] as u32 == 0 {
-        Ok(0)
-    } else {
-        Err(Errno::EPERM)
-    }
-}
 
 fn sys_sysinfo(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     let k = t.kernel();
@@ -372,27 +358,112 @@ fn sys_getrusage(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     Ok(0)
 }
 
-/// setresuid and friends: every id the sentry has is 0; asking to keep an
-/// id (-1) or to set 0 succeeds, anything else would need real credentials.
-fn sys_setresid(_t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
-    keep_root(&a[..3])
+
+fn sys_getuid(t: &mut TaskCtx, _a: &Args) -> SysResult<u64> {
+    Ok(t.creds().ruid as u64)
 }
 
-fn sys_setreid(_t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
-    keep_root(&a[..2])
+fn sys_geteuid(t: &mut TaskCtx, _a: &Args) -> SysResult<u64> {
+    Ok(t.creds().euid as u64)
 }
 
-fn keep_root(ids: &[u64]) -> SysResult<u64> {
-    if ids.iter().all(|&v| v as u32 == 0 || v as u32 == u32::MAX) {
-        Ok(0)
-    } else {
-        Err(Errno::EPERM)
-    }
+fn sys_getgid(t: &mut TaskCtx, _a: &Args) -> SysResult<u64> {
+    Ok(t.creds().rgid as u64)
 }
 
-fn sys_getresid(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
-    for &addr in &a[..3] {
-        t.copy_out(addr, &0u32.to_le_bytes())?;
+fn sys_getegid(t: &mut TaskCtx, _a: &Args) -> SysResult<u64> {
+    Ok(t.creds().egid as u64)
+}
+
+/// Changes the task's credentials with `f` (all-or-nothing).
+fn change_creds(t: &TaskCtx, f: impl FnOnce(&mut crate::creds::Creds) -> SysResult<()>) -> SysResult<u64> {
+    let mut c = t.task.creds.lock().unwrap();
+    let mut new = c.clone();
+    f(&mut new)?;
+    *c = new;
+    Ok(0)
+}
+
+fn sys_setuid(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    change_creds(t, |c| c.setuid(a[0] as u32))
+}
+
+fn sys_setgid(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    change_creds(t, |c| c.setgid(a[0] as u32))
+}
+
+fn sys_setresuid(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    change_creds(t, |c| c.setresuid(a[0] as u32, a[1] as u32, a[2] as u32))
+}
+
+fn sys_setresgid(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    change_creds(t, |c| c.setresgid(a[0] as u32, a[1] as u32, a[2] as u32))
+}
+
+fn sys_setreuid(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    change_creds(t, |c| c.setreuid(a[0] as u32, a[1] as u32))
+}
+
+fn sys_setregid(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    change_creds(t, |c| c.setregid(a[0] as u32, a[1] as u32))
+}
+
+fn sys_getresuid(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let c = t.creds();
+    for (addr, v) in a[..3].iter().zip([c.ruid, c.euid, c.suid]) {
+        t.copy_out(*addr, &v.to_le_bytes())?;
     }
     Ok(0)
+}
+
+fn sys_getresgid(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let c = t.creds();
+    for (addr, v) in a[..3].iter().zip([c.rgid, c.egid, c.sgid]) {
+        t.copy_out(*addr, &v.to_le_bytes())?;
+    }
+    Ok(0)
+}
+
+fn sys_setfsuid(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    Ok(t.task.creds.lock().unwrap().setfsuid(a[0] as u32) as u64)
+}
+
+fn sys_setfsgid(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    Ok(t.task.creds.lock().unwrap().setfsgid(a[0] as u32) as u64)
+}
+
+/// Most supplementary groups a task may have (Linux's NGROUPS_MAX).
+const NGROUPS_MAX: usize = 65536;
+
+fn sys_getgroups(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let size = a[0] as i32;
+    if size < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let groups = t.creds().groups;
+    if size == 0 {
+        return Ok(groups.len() as u64);
+    }
+    if (size as usize) < groups.len() {
+        return Err(Errno::EINVAL);
+    }
+    let bytes: Vec<u8> = groups.iter().flat_map(|g| g.to_le_bytes()).collect();
+    t.copy_out(a[1], &bytes)?;
+    Ok(groups.len() as u64)
+}
+
+fn sys_setgroups(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let n = a[0] as usize;
+    if n > NGROUPS_MAX {
+        return Err(Errno::EINVAL);
+    }
+    let raw = t.copy_in(a[1], n * 4)?;
+    let groups: Vec<u32> = raw.chunks_exact(4).map(|b| u32::from_le_bytes(b.try_into().unwrap())).collect();
+    change_creds(t, |c| {
+        if !c.privileged() {
+            return Err(Errno::EPERM);
+        }
+        c.groups = groups;
+        Ok(())
+    })
 }

@@ -127,6 +127,7 @@ fn do_clone(t: &mut TaskCtx, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: 
             }
         };
         child.set_comm(parent.comm_string().as_bytes());
+        *child.creds.lock().unwrap() = parent.creds.lock().unwrap().clone();
         tree.tasks.insert(tid, child.clone());
         (child, tid)
     };

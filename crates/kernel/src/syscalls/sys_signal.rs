@@ -193,6 +193,12 @@ fn sys_kill(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     if targets.is_empty() {
         return Err(Errno::ESRCH);
     }
+    // Only processes the sender's credentials may signal (EPERM if none).
+    let me_creds = t.creds();
+    let targets: Vec<Arc<ThreadGroup>> = targets.into_iter().filter(|g| may_signal(&kernel, &me_creds, g)).collect();
+    if targets.is_empty() {
+        return Err(Errno::EPERM);
+    }
     if signo == 0 {
         return Ok(0);
     }
@@ -205,6 +211,17 @@ fn sys_kill(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
         crate::signal::send_to_group(&kernel, &g, Siginfo::from_user(signo, code::SI_USER, me, 0));
     }
     Ok(0)
+}
+
+/// Whether credentials `c` may signal process `g` (its first thread's ids).
+fn may_signal(kernel: &crate::Kernel, c: &crate::creds::Creds, g: &Arc<ThreadGroup>) -> bool {
+    let tree = kernel.tree.lock().unwrap();
+    let first = g.state.lock().unwrap().threads.first().copied();
+    match first.and_then(|tid| tree.tasks.get(&tid)) {
+        Some(task) => c.may_signal(&task.creds.lock().unwrap()),
+        // A zombie: signalling it is allowed and does nothing.
+        None => true,
+    }
 }
 
 /// Signals from inside the sandbox that init neither catches nor blocks
@@ -230,6 +247,9 @@ fn send_to_thread(t: &TaskCtx, tgid: Option<i32>, tid: i32, signo: i32) -> SysRe
     let target = t.kernel().task(tid).ok_or(Errno::ESRCH)?;
     if tgid.is_some_and(|g| g != target.tgid()) {
         return Err(Errno::ESRCH);
+    }
+    if !t.creds().may_signal(&target.creds.lock().unwrap()) {
+        return Err(Errno::EPERM);
     }
     if signo != 0 {
         crate::signal::send_to_task(&target, Siginfo::from_user(signo, code::SI_TKILL, t.tgid(), 0));

@@ -694,7 +694,7 @@ mod tests {
         let mut t = *ld.termios();
         t.lflag &= !ISIG;
         ld.set_termios(t);
-        assert_eq!(ld.receive(b"\x03\n").signals, vec![]);
+        assert_eq!(ld.receive(b"\x03\n").signals, Vec::<i32>::new());
         assert_eq!(read_all(&mut ld).unwrap(), b"\x03\n");
     }
 
