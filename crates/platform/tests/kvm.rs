@@ -311,6 +311,54 @@ fn remap_to_other_pages_is_seen() {
     assert_eq!(cpu.regs.rcx, 77);
 }
 
+/// What mremap does: a run of pages unmapped, then the same addresses mapped
+/// again to other pages of the memory file; the guest must see the new ones.
+#[test]
+fn unmap_then_map_other_pages_at_the_same_addresses() {
+    const N: u64 = 16;
+    let base = DATA + 0x10_0000;
+    // mov rax, base + 8 pages; mov rcx, [rax]; int3
+    let mut code = mov_rax_imm64(base + 8 * PAGE);
+    code.extend_from_slice(&[0x48, 0x8b, 0x08, INT3]);
+    let Some((f, _, _)) = Fixture::new(&code) else { return };
+    let a = f.mf.allocate(N * PAGE).unwrap();
+    let b = f.mf.allocate(N * PAGE).unwrap();
+    for i in 0..N {
+        f.mf.write(a.start + i * PAGE, &(100 + i).to_le_bytes());
+        f.mf.write(b.start + i * PAGE, &(200 + i).to_le_bytes());
+    }
+    for round in 0..20 {
+        let (r, first) = if round % 2 == 0 { (a, 100) } else { (b, 200) };
+        f.as_.unmap(base, N * PAGE).unwrap();
+        f.as_.map_file(base, r.start, N * PAGE, Perms::READ | Perms::WRITE).unwrap();
+        let mut cpu = f.cpu();
+        assert_eq!(f.switch(&mut cpu), SIGTRAP_INT3);
+        assert_eq!(cpu.regs.rcx, first + 8, "round {round}: a stale translation");
+    }
+}
+
+/// Processes come and go: a new address space may be built in page-table
+/// pages a dropped one used, mapping the same addresses to other pages;
+/// one context (one vCPU) runs them in turn, as a task does across exec.
+#[test]
+fn a_new_address_space_in_reused_page_table_pages_is_seen() {
+    let mut code = mov_rax_imm64(DATA);
+    code.extend_from_slice(&[0x48, 0x8b, 0x08, INT3]); // mov rcx, [rax]; int3
+    let Some((f, code_r, _)) = Fixture::new(&code) else { return };
+    for round in 0..30u64 {
+        let as_ = f.platform.new_address_space().unwrap();
+        let data = f.mf.allocate(PAGE).unwrap();
+        f.mf.write(data.start, &(1000 + round).to_le_bytes());
+        as_.map_file(CODE, code_r.start, PAGE, Perms::READ | Perms::EXEC).unwrap();
+        as_.map_file(DATA, data.start, PAGE, Perms::READ | Perms::WRITE).unwrap();
+        let mut cpu = f.cpu();
+        assert_eq!(f.ctx.switch(&mut cpu, &as_).unwrap(), SIGTRAP_INT3);
+        assert_eq!(cpu.regs.rcx, 1000 + round, "round {round}: a stale translation");
+        drop(as_);
+        f.mf.free(data);
+    }
+}
+
 /// Code for a second vCPU: `loop: inc qword [DATA]; jmp loop`, at CODE + 0x100.
 fn counter_loop() -> Vec<u8> {
     let mut code = vec![0x90; 0x100];
