@@ -525,6 +525,37 @@ print('child status', st)`),
     );
   });
 
+  test('CPU-time interval timers and resource usage', async () => {
+    const { outside } = await assertSameAsNative(
+      R,
+      py(`import os, resource, signal, time
+hits = {'VTALRM': 0, 'PROF': 0}
+signal.signal(signal.SIGVTALRM, lambda s, f: hits.__setitem__('VTALRM', hits['VTALRM'] + 1))
+signal.signal(signal.SIGPROF, lambda s, f: hits.__setitem__('PROF', hits['PROF'] + 1))
+signal.setitimer(signal.ITIMER_VIRTUAL, 0.05, 0.05)
+signal.setitimer(signal.ITIMER_PROF, 0.05, 0.05)
+t = time.process_time(); x = 0
+while time.monotonic() and hits['VTALRM'] < 3:
+    x += 1
+print('virtual timer fired', hits['VTALRM'] >= 3, 'prof fired', hits['PROF'] >= 1)
+signal.setitimer(signal.ITIMER_VIRTUAL, 0); signal.setitimer(signal.ITIMER_PROF, 0)
+print('getitimer after disarm', signal.getitimer(signal.ITIMER_VIRTUAL))
+ru = resource.getrusage(resource.RUSAGE_SELF)
+print('user time counted', ru.ru_utime > 0.1)
+pid = os.fork()
+if pid == 0:
+    e = time.monotonic() + 0.3
+    while time.monotonic() < e: pass
+    os._exit(0)
+os.waitpid(pid, 0)
+print('children time counted', resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime + resource.getrusage(resource.RUSAGE_CHILDREN).ru_stime > 0.1, os.times().children_user + os.times().children_system > 0.1)`),
+    );
+    assert.equal(
+      outside.stdout,
+      'virtual timer fired True prof fired True\ngetitimer after disarm (0.0, 0.0)\nuser time counted True\nchildren time counted True True\n',
+    );
+  });
+
   test('tempfile', async () => {
     const { outside } = await assertSameAsNative(
       R,

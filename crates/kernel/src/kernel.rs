@@ -467,6 +467,10 @@ impl ThreadGroup {
             vfork_done: WaitQueue::new(),
             signal_events: WaitQueue::new(),
             real_timer: Default::default(),
+            virtual_timer: Default::default(),
+            prof_timer: Default::default(),
+            exited_times: Default::default(),
+            children_times: Default::default(),
         })
     }
 }
@@ -500,6 +504,7 @@ impl Task {
             clear_child_tid: AtomicU64::new(0),
             robust_list: AtomicU64::new(0),
             creds: Mutex::new(crate::creds::Creds::default()),
+            times: Default::default(),
             comm: Mutex::new([0; 16]),
             initial_cpu: Mutex::new(None),
             vfork_parent: Mutex::new(None),

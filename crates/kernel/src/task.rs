@@ -83,6 +83,13 @@ pub struct ThreadGroup {
     pub signal_events: WaitQueue,
     /// ITIMER_REAL / alarm(2): SIGALRM on expiry.
     pub real_timer: Arc<crate::time::SignalTimer>,
+    /// ITIMER_VIRTUAL (SIGVTALRM) and ITIMER_PROF (SIGPROF).
+    pub virtual_timer: crate::time::CpuTimer,
+    pub prof_timer: crate::time::CpuTimer,
+    /// CPU time of threads that have exited.
+    pub exited_times: crate::time::CpuTimes,
+    /// CPU time of reaped children (RUSAGE_CHILDREN, times' cutime).
+    pub children_times: crate::time::CpuTimes,
 }
 
 pub struct Task {
@@ -105,6 +112,8 @@ pub struct Task {
     /// Set when this one thread must exit (another thread called execve).
     pub exit_requested: AtomicBool,
     pub clear_child_tid: AtomicU64,
+    /// CPU time of this thread.
+    pub times: crate::time::CpuTimes,
     /// User and group ids (per thread, as in Linux; inherited by clone).
     pub creds: Mutex<crate::creds::Creds>,
     /// set_robust_list(2): the head of the thread's robust futex list.
@@ -330,7 +339,11 @@ pub fn run(task: Arc<Task>) {
         }
         t.task.kernel.wait_while_paused();
         let mm = t.mm();
-        match ctx.switch(&mut t.cpu, &mm.address_space) {
+        let entered = Instant::now();
+        let exit = ctx.switch(&mut t.cpu, &mm.address_space);
+        let left = Instant::now();
+        let user = left - entered;
+        match exit {
             Ok(Exit::Syscall) => match crate::syscalls::dispatch(&mut t) {
                 Ok(v) => t.cpu.regs.rax = v,
                 Err(e) => {
@@ -358,11 +371,37 @@ pub fn run(task: Arc<Task>) {
                 break;
             }
         }
+        account(&t.task, user, left.elapsed());
         if t.exit.is_some() {
             break;
         }
     }
     exit_task(&mut t);
+}
+
+/// Charges CPU time to the thread and runs the process's CPU-time timers.
+fn account(task: &Arc<Task>, user: std::time::Duration, system: std::time::Duration) {
+    task.times.add(user, system);
+    let tg = &task.tg;
+    if tg.virtual_timer.charge(user) {
+        crate::signal::send_to_group(&task.kernel, tg, Siginfo::from_user(abi::signal::SIGVTALRM, code::SI_KERNEL, 0, 0));
+    }
+    if tg.prof_timer.charge(user + system) {
+        crate::signal::send_to_group(&task.kernel, tg, Siginfo::from_user(abi::signal::SIGPROF, code::SI_KERNEL, 0, 0));
+    }
+}
+
+/// CPU time of a whole process: its live threads and those gone.
+pub fn process_times(kernel: &crate::Kernel, tg: &ThreadGroup) -> (std::time::Duration, std::time::Duration) {
+    let (mut u, mut s) = tg.exited_times.get();
+    let tree = kernel.tree.lock().unwrap();
+    let threads = tg.state.lock().unwrap().threads.clone();
+    for t in threads.iter().filter_map(|x| tree.tasks.get(x)) {
+        let (tu, ts) = t.times.get();
+        u += tu;
+        s += ts;
+    }
+    (u, s)
 }
 
 /// The end of a thread; the last one out turns the process into a zombie
@@ -380,6 +419,8 @@ fn exit_task(t: &mut TaskCtx) {
     let last = {
         let mut tree = kernel.tree.lock().unwrap();
         tree.tasks.remove(&task.tid);
+        // Under the tree lock, so process_times never counts it twice.
+        tg.exited_times.add_from(&task.times);
         let mut st = tg.state.lock().unwrap();
         st.threads.retain(|&x| x != task.tid);
         st.threads.is_empty()

@@ -75,3 +75,61 @@ fn run(timer: Weak<SignalTimer>, kernel: Weak<Kernel>, tg: Weak<ThreadGroup>, si
         crate::signal::send_to_group(&k, &g, info);
     }
 }
+
+/// CPU time the sentry accounts to a task or process: `user` is time in
+/// application code (between entering and leaving the platform's switch),
+/// `system` is time the sentry spent serving it.
+#[derive(Default)]
+pub struct CpuTimes {
+    user_ns: std::sync::atomic::AtomicU64,
+    system_ns: std::sync::atomic::AtomicU64,
+}
+
+impl CpuTimes {
+    pub fn add(&self, user: Duration, system: Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.user_ns.fetch_add(user.as_nanos() as u64, Relaxed);
+        self.system_ns.fetch_add(system.as_nanos() as u64, Relaxed);
+    }
+    pub fn add_from(&self, other: &CpuTimes) {
+        let (u, s) = other.get();
+        self.add(u, s);
+    }
+    /// (user, system).
+    pub fn get(&self) -> (Duration, Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (Duration::from_nanos(self.user_ns.load(Relaxed)), Duration::from_nanos(self.system_ns.load(Relaxed)))
+    }
+}
+
+/// ITIMER_VIRTUAL / ITIMER_PROF: count down with the process's CPU time
+/// (user; user + system) rather than the clock.
+#[derive(Default)]
+pub struct CpuTimer {
+    /// (left, interval); left zero = disarmed.
+    state: Mutex<(Duration, Duration)>,
+}
+
+impl CpuTimer {
+    pub fn get(&self) -> (Duration, Duration) {
+        *self.state.lock().unwrap()
+    }
+    /// Arms or disarms; returns the previous (left, interval).
+    pub fn set(&self, value: Duration, interval: Duration) -> (Duration, Duration) {
+        std::mem::replace(&mut *self.state.lock().unwrap(), (value, interval))
+    }
+    /// Counts `spent` down; true when the timer expired (it is re-armed
+    /// with its interval, or disarmed).
+    pub fn charge(&self, spent: Duration) -> bool {
+        let mut s = self.state.lock().unwrap();
+        if s.0.is_zero() {
+            return false;
+        }
+        if spent < s.0 {
+            s.0 -= spent;
+            return false;
+        }
+        s.0 = s.1;
+        true
+    }
+}

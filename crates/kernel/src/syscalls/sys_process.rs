@@ -364,7 +364,11 @@ fn wait_for_child(t: &mut TaskCtx, pid: i32, want: WaitFor) -> SysResult<Option<
             });
             if let Some((cpid, WaitEvent::Exited(_))) = event {
                 if want.consume {
-                    tree.groups.remove(&cpid);
+                    if let Some(child) = tree.groups.remove(&cpid) {
+                        // A reaped child's time, and its own reaped children's, are ours now.
+                        me.children_times.add_from(&child.exited_times);
+                        me.children_times.add_from(&child.children_times);
+                    }
                     me.state.lock().unwrap().children.retain(|&x| x != cpid);
                 }
             }

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 pub const SYSCALLS: &[Entry] = &[
     sys!(ALARM, sys_alarm, [Int]),
-    sys!(SETITIMER, sys_setitimer, [Int, Hex, Hex], partial "ITIMER_REAL only; ITIMER_VIRTUAL/PROF fail with EINVAL"),
-    sys!(GETITIMER, sys_getitimer, [Int, Hex], partial "ITIMER_REAL only"),
+    sys!(SETITIMER, sys_setitimer, [Int, Hex, Hex], partial "ITIMER_VIRTUAL/PROF count CPU time as the sentry accounts it (time in application code; plus serving it)"),
+    sys!(GETITIMER, sys_getitimer, [Int, Hex]),
 ];
 
 const ITIMER_REAL: u64 = 0;
@@ -36,16 +36,8 @@ fn from_timeval(tv: Timeval) -> SysResult<Duration> {
     Ok(Duration::new(tv.tv_sec as u64, tv.tv_usec as u32 * 1000))
 }
 
-fn check_which(t: &TaskCtx, which: u64) -> SysResult<()> {
-    match which {
-        ITIMER_REAL => Ok(()),
-        1 | 2 => {
-            t.kernel().report_unsupported_feature(abi::syscalls::nr::SETITIMER, "ITIMER_VIRTUAL/ITIMER_PROF");
-            Err(Errno::EINVAL)
-        }
-        _ => Err(Errno::EINVAL),
-    }
-}
+const ITIMER_VIRTUAL: u64 = 1;
+const ITIMER_PROF: u64 = 2;
 
 fn sys_alarm(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     let tg = t.task.tg.clone();
@@ -56,11 +48,15 @@ fn sys_alarm(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
 }
 
 fn sys_setitimer(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
-    check_which(t, a[0])?;
     let new: Itimerval = if a[1] != 0 { t.read_obj(a[1])? } else { Itimerval::default() };
     let (value, interval) = (from_timeval(new.value)?, from_timeval(new.interval)?);
     let tg = t.task.tg.clone();
-    let (left, ival) = tg.real_timer.set(t.kernel(), &tg, abi::signal::SIGALRM, value, interval);
+    let (left, ival) = match a[0] {
+        ITIMER_REAL => tg.real_timer.set(t.kernel(), &tg, abi::signal::SIGALRM, value, interval),
+        ITIMER_VIRTUAL => tg.virtual_timer.set(value, interval),
+        ITIMER_PROF => tg.prof_timer.set(value, interval),
+        _ => return Err(Errno::EINVAL),
+    };
     if a[2] != 0 {
         t.write_obj(a[2], &Itimerval { interval: to_timeval(ival), value: to_timeval(left) })?;
     }
@@ -68,8 +64,13 @@ fn sys_setitimer(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
 }
 
 fn sys_getitimer(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
-    check_which(t, a[0])?;
-    let (left, ival) = t.task.tg.real_timer.get();
+    let tg = &t.task.tg;
+    let (left, ival) = match a[0] {
+        ITIMER_REAL => tg.real_timer.get(),
+        ITIMER_VIRTUAL => tg.virtual_timer.get(),
+        ITIMER_PROF => tg.prof_timer.get(),
+        _ => return Err(Errno::EINVAL),
+    };
     t.write_obj(a[1], &Itimerval { interval: to_timeval(ival), value: to_timeval(left) })?;
     Ok(0)
 }
