@@ -26,7 +26,7 @@ pub const SYSCALLS: &[Entry] = &[
 
 /// Most bytes moved by one read or write (Linux allows ~2 GiB; a shorter
 /// transfer is always legal and bounds the sentry's buffer).
-const MAX_IO: usize = 4 << 20;
+pub(crate) const MAX_IO: usize = 4 << 20;
 const IOV_MAX: u64 = 1024;
 
 fn readable_file(t: &TaskCtx, fd: i32) -> SysResult<Arc<OpenFile>> {
@@ -91,9 +91,11 @@ fn sys_pwrite64(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     Ok(f.ops.write_at(t, &buf, off)? as u64)
 }
 
-fn read_iovecs(t: &TaskCtx, addr: u64, count: u64) -> SysResult<Vec<Iovec>> {
+/// Reads an iovec array; `too_many` is the errno for more than IOV_MAX
+/// entries (EINVAL for readv/writev, EMSGSIZE for sendmsg/recvmsg).
+pub(crate) fn read_iovecs(t: &TaskCtx, addr: u64, count: u64, too_many: Errno) -> SysResult<Vec<Iovec>> {
     if count > IOV_MAX {
-        return Err(Errno::EINVAL);
+        return Err(too_many);
     }
     let raw = t.copy_in(addr, count as usize * std::mem::size_of::<Iovec>())?;
     let v: Vec<Iovec> = raw.chunks_exact(std::mem::size_of::<Iovec>()).map(Iovec::from_bytes).collect();
@@ -104,9 +106,23 @@ fn read_iovecs(t: &TaskCtx, addr: u64, count: u64) -> SysResult<Vec<Iovec>> {
     Ok(v)
 }
 
+/// The bytes of `iov` in order, at most MAX_IO of them: one write of the
+/// gathered bytes keeps small writev/sendmsg calls atomic, as on Linux.
+pub(crate) fn gather(t: &TaskCtx, iov: &[Iovec]) -> SysResult<Vec<u8>> {
+    let mut buf = Vec::new();
+    for v in iov {
+        let room = MAX_IO - buf.len();
+        if room == 0 {
+            break;
+        }
+        buf.extend(t.copy_in(v.base, (v.len as usize).min(room))?);
+    }
+    Ok(buf)
+}
+
 fn sys_readv(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     let f = readable_file(t, a[0] as i32)?;
-    let iov = read_iovecs(t, a[1], a[2])?;
+    let iov = read_iovecs(t, a[1], a[2], Errno::EINVAL)?;
     for v in &iov {
         t.check_writable(v.base, v.len as usize)?;
     }
@@ -127,17 +143,8 @@ fn sys_readv(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
 
 fn sys_writev(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     let f = writable_file(t, a[0] as i32)?;
-    let iov = read_iovecs(t, a[1], a[2])?;
-    // One write of the gathered bytes keeps small writev calls to a pipe
-    // atomic, as on Linux.
-    let mut buf = Vec::new();
-    for v in iov {
-        let room = MAX_IO - buf.len();
-        if room == 0 {
-            break;
-        }
-        buf.extend(t.copy_in(v.base, (v.len as usize).min(room))?);
-    }
+    let iov = read_iovecs(t, a[1], a[2], Errno::EINVAL)?;
+    let buf = gather(t, &iov)?;
     Ok(f.ops.write(t, &f, &buf)? as u64)
 }
 

@@ -6,6 +6,7 @@
 //! python expect from a kernel without that family (getaddrinfo's netlink
 //! probe, for one, falls back quietly).
 
+use super::sys_read_write::{gather, read_iovecs, MAX_IO};
 use super::{Args, Entry};
 use crate::fs::vfs::Follow;
 use crate::fs::{anon, OpenFile};
@@ -42,9 +43,6 @@ pub const SYSCALLS: &[Entry] = &[
     sys!(GETSOCKOPT, sys_getsockopt, [Int, Int, Int, Hex, Hex], partial "SOL_SOCKET options of unix sockets; others fail with ENOPROTOOPT"),
 ];
 
-/// Most bytes moved by one send or receive (a short transfer is legal).
-const MAX_IO: usize = 4 << 20;
-const IOV_MAX: u64 = 1024;
 /// sizeof(struct sockaddr_un).
 const SOCKADDR_UN_LEN: usize = 110;
 const MSGHDR_LEN: usize = 56;
@@ -287,32 +285,6 @@ struct Outgoing {
     cred: Option<Ucred>,
 }
 
-fn read_iovecs(t: &TaskCtx, addr: u64, count: u64) -> SysResult<Vec<Iovec>> {
-    if count > IOV_MAX {
-        return Err(Errno::EMSGSIZE);
-    }
-    let size = std::mem::size_of::<Iovec>();
-    let raw = t.copy_in(addr, count as usize * size)?;
-    let v: Vec<Iovec> = raw.chunks_exact(size).map(Iovec::from_bytes).collect();
-    let mut total: u64 = 0;
-    for iov in &v {
-        total = total.checked_add(iov.len).filter(|&x| (x as i64) >= 0).ok_or(Errno::EINVAL)?;
-    }
-    Ok(v)
-}
-
-fn gather(t: &TaskCtx, iov: &[Iovec]) -> SysResult<Vec<u8>> {
-    let mut buf = Vec::new();
-    for v in iov {
-        let room = MAX_IO - buf.len();
-        if room == 0 {
-            break;
-        }
-        buf.extend(t.copy_in(v.base, (v.len as usize).min(room))?);
-    }
-    Ok(buf)
-}
-
 fn scatter(t: &TaskCtx, iov: &[Iovec], data: &[u8]) -> SysResult<()> {
     let mut done = 0;
     for v in iov {
@@ -385,7 +357,7 @@ struct MsgHdr {
 fn read_msghdr(t: &TaskCtx, addr: u64) -> SysResult<MsgHdr> {
     let b = t.copy_in(addr, MSGHDR_LEN)?;
     let q = |i: usize| u64::from_ne_bytes(b[i..i + 8].try_into().unwrap());
-    let iov = read_iovecs(t, q(16), q(24))?;
+    let iov = read_iovecs(t, q(16), q(24), Errno::EMSGSIZE)?;
     Ok(MsgHdr { name: q(0), namelen: u32::from_ne_bytes(b[8..12].try_into().unwrap()), iov, control: q(32), controllen: q(40) })
 }
 
