@@ -167,8 +167,8 @@ fn read_exact(fd: RawFd, mut buf: &mut [u8]) -> Result<(), ControlError> {
     Ok(())
 }
 
-/// Sends one framed message.
-pub fn send<T: Serialize>(fd: &impl AsRawFd, msg: &T) -> Result<(), ControlError> {
+/// `msg` as one frame: its length, then its JSON.
+fn frame<T: Serialize>(msg: &T) -> Result<Vec<u8>, ControlError> {
     let body = serde_json::to_vec(msg)?;
     if body.len() > MAX_MESSAGE {
         return Err(ControlError::TooLarge(body.len()));
@@ -176,7 +176,12 @@ pub fn send<T: Serialize>(fd: &impl AsRawFd, msg: &T) -> Result<(), ControlError
     let mut frame = Vec::with_capacity(4 + body.len());
     frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
     frame.extend_from_slice(&body);
-    write_all(fd.as_raw_fd(), &frame)?;
+    Ok(frame)
+}
+
+/// Sends one framed message.
+pub fn send<T: Serialize>(fd: &impl AsRawFd, msg: &T) -> Result<(), ControlError> {
+    write_all(fd.as_raw_fd(), &frame(msg)?)?;
     Ok(())
 }
 
@@ -184,12 +189,17 @@ pub fn send<T: Serialize>(fd: &impl AsRawFd, msg: &T) -> Result<(), ControlError
 pub fn recv<T: for<'de> Deserialize<'de>>(fd: &impl AsRawFd) -> Result<T, ControlError> {
     let mut len = [0u8; 4];
     read_exact(fd.as_raw_fd(), &mut len)?;
+    read_body(fd.as_raw_fd(), len)
+}
+
+/// Reads and parses the body a frame's length prefix announced.
+fn read_body<T: for<'de> Deserialize<'de>>(fd: RawFd, len: [u8; 4]) -> Result<T, ControlError> {
     let len = u32::from_le_bytes(len) as usize;
     if len > MAX_MESSAGE {
         return Err(ControlError::TooLarge(len));
     }
     let mut body = vec![0u8; len];
-    read_exact(fd.as_raw_fd(), &mut body)?;
+    read_exact(fd, &mut body)?;
     Ok(serde_json::from_slice(&body)?)
 }
 
@@ -204,13 +214,7 @@ pub fn send_with_fds<T: Serialize>(fd: &impl AsRawFd, msg: &T, fds: &[RawFd]) ->
     if fds.len() > MAX_FDS {
         return Err(ControlError::Io(io::Error::new(io::ErrorKind::InvalidInput, "too many descriptors for one message")));
     }
-    let body = serde_json::to_vec(msg)?;
-    if body.len() > MAX_MESSAGE {
-        return Err(ControlError::TooLarge(body.len()));
-    }
-    let mut frame = Vec::with_capacity(4 + body.len());
-    frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    frame.extend_from_slice(&body);
+    let frame = frame(msg)?;
     let sent = send_fds_raw(fd.as_raw_fd(), &frame, fds)?;
     write_all(fd.as_raw_fd(), &frame[sent..])?;
     Ok(())
@@ -264,13 +268,7 @@ pub fn recv_with_fds<T: for<'de> Deserialize<'de>>(fd: &impl AsRawFd) -> Result<
         return Err(ControlError::Closed);
     }
     read_exact(fd.as_raw_fd(), &mut len[n..])?;
-    let len = u32::from_le_bytes(len) as usize;
-    if len > MAX_MESSAGE {
-        return Err(ControlError::TooLarge(len));
-    }
-    let mut body = vec![0u8; len];
-    read_exact(fd.as_raw_fd(), &mut body)?;
-    Ok((serde_json::from_slice(&body)?, fds))
+    Ok((read_body(fd.as_raw_fd(), len)?, fds))
 }
 
 /// Client side of the rendezvous socket: returns a connected stream whose
