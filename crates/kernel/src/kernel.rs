@@ -414,8 +414,8 @@ impl Kernel {
             vm_size,
             vm_rss,
             start_ticks: (tg.start_time.duration_since(self.boot_time).as_millis() / 10) as u64,
-            uid: leader.as_ref().map(|t| t.creds.lock().unwrap().ruid).unwrap_or(0),
-            gid: leader.as_ref().map(|t| t.creds.lock().unwrap().rgid).unwrap_or(0),
+            uid: leader.as_ref().map(|t| t.creds.lock().unwrap().uid.real).unwrap_or(0),
+            gid: leader.as_ref().map(|t| t.creds.lock().unwrap().gid.real).unwrap_or(0),
             fds,
             maps,
         })

@@ -313,10 +313,10 @@ impl TaskCtx {
     }
     /// Real uid and gid (what access(2) checks with).
     pub fn uid(&self) -> u32 {
-        self.task.creds.lock().unwrap().ruid
+        self.task.creds.lock().unwrap().uid.real
     }
     pub fn gid(&self) -> u32 {
-        self.task.creds.lock().unwrap().rgid
+        self.task.creds.lock().unwrap().gid.real
     }
 }
 

@@ -46,7 +46,7 @@ impl<'a> Caller<'a> {
     /// (fsuid, fsgid) new inodes get.
     pub fn owner(&self) -> (u32, u32) {
         let c = self.creds();
-        (c.fsuid, c.fsgid)
+        (c.uid.fs, c.gid.fs)
     }
     /// The calling task, for file systems that must block in open (fifos).
     pub fn task(&self) -> SysResult<Arc<crate::task::Task>> {

@@ -370,19 +370,19 @@ fn sys_getrusage(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
 
 
 fn sys_getuid(t: &mut TaskCtx, _a: &Args) -> SysResult<u64> {
-    Ok(t.creds().ruid as u64)
+    Ok(t.creds().uid.real as u64)
 }
 
 fn sys_geteuid(t: &mut TaskCtx, _a: &Args) -> SysResult<u64> {
-    Ok(t.creds().euid as u64)
+    Ok(t.creds().uid.effective as u64)
 }
 
 fn sys_getgid(t: &mut TaskCtx, _a: &Args) -> SysResult<u64> {
-    Ok(t.creds().rgid as u64)
+    Ok(t.creds().gid.real as u64)
 }
 
 fn sys_getegid(t: &mut TaskCtx, _a: &Args) -> SysResult<u64> {
-    Ok(t.creds().egid as u64)
+    Ok(t.creds().gid.effective as u64)
 }
 
 /// Changes the task's credentials with `f` (all-or-nothing).
@@ -420,7 +420,7 @@ fn sys_setregid(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
 
 fn sys_getresuid(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     let c = t.creds();
-    for (addr, v) in a[..3].iter().zip([c.ruid, c.euid, c.suid]) {
+    for (addr, v) in a[..3].iter().zip([c.uid.real, c.uid.effective, c.uid.saved]) {
         t.copy_out(*addr, &v.to_le_bytes())?;
     }
     Ok(0)
@@ -428,7 +428,7 @@ fn sys_getresuid(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
 
 fn sys_getresgid(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     let c = t.creds();
-    for (addr, v) in a[..3].iter().zip([c.rgid, c.egid, c.sgid]) {
+    for (addr, v) in a[..3].iter().zip([c.gid.real, c.gid.effective, c.gid.saved]) {
         t.copy_out(*addr, &v.to_le_bytes())?;
     }
     Ok(0)
