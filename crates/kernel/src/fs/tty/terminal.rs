@@ -227,26 +227,39 @@ impl Terminal {
     }
 
     fn master_write(&self, t: &TaskCtx, file: &OpenFile, buf: &[u8]) -> SysResult<usize> {
-        let q = [&self.queue];
-        let mut done = 0;
-        loop {
-            let seen = t.prepare_block(&q);
+        self.write_blocking(t, file, buf, |rest| {
             let (gone, stopped) = {
                 let st = self.state();
                 // Linux refuses input for a replica nobody has open.
                 (st.replicas == 0, st.master_stopped)
             };
             if gone {
+                return None;
+            }
+            if stopped || rest.is_empty() {
+                return Some(0);
+            }
+            let r = self.lds().receive(rest);
+            self.signal_foreground(&r.signals);
+            Some(r.consumed)
+        })
+    }
+
+    /// The blocking loop both directions of writing share: `step` moves
+    /// what it can of the rest of `buf` now and says how much, or None when
+    /// the other side is gone (EIO, or a short count if some was written).
+    fn write_blocking(&self, t: &TaskCtx, file: &OpenFile, buf: &[u8], mut step: impl FnMut(&[u8]) -> Option<usize>) -> SysResult<usize> {
+        let q = [&self.queue];
+        let mut done = 0;
+        loop {
+            let seen = t.prepare_block(&q);
+            let Some(n) = step(&buf[done..]) else {
                 self.queue.unregister(&t.task.waiter);
                 return if done > 0 { Ok(done) } else { Err(Errno::EIO) };
-            }
-            if !stopped && done < buf.len() {
-                let r = self.lds().receive(&buf[done..]);
-                self.signal_foreground(&r.signals);
-                if r.consumed > 0 {
-                    done += r.consumed;
-                    self.notify();
-                }
+            };
+            if n > 0 {
+                done += n;
+                self.notify();
             }
             if done == buf.len() {
                 self.queue.unregister(&t.task.waiter);
@@ -373,33 +386,7 @@ impl Terminal {
         if self.lds().termios().l(TOSTOP) {
             self.check_change(t, SIGTTOU)?;
         }
-        let q = [&self.queue];
-        let mut done = 0;
-        loop {
-            let seen = t.prepare_block(&q);
-            if !self.master_open() {
-                self.queue.unregister(&t.task.waiter);
-                return if done > 0 { Ok(done) } else { Err(Errno::EIO) };
-            }
-            let n = self.lds().write(&buf[done..]);
-            if n > 0 {
-                done += n;
-                self.notify();
-            }
-            if done == buf.len() {
-                self.queue.unregister(&t.task.waiter);
-                return Ok(done);
-            }
-            if file.nonblocking() {
-                self.queue.unregister(&t.task.waiter);
-                return if done > 0 { Ok(done) } else { Err(Errno::EAGAIN) };
-            }
-            match t.block_since(&q, seen, None) {
-                Ok(()) => {}
-                Err(_) if done > 0 => return Ok(done),
-                Err(e) => return Err(e),
-            }
-        }
+        self.write_blocking(t, file, buf, |rest| self.master_open().then(|| self.lds().write(rest)))
     }
 
     fn replica_readiness(&self) -> u32 {
