@@ -6,6 +6,7 @@
 mod args;
 mod boot;
 mod platforms;
+mod pod;
 mod server;
 mod spec;
 
