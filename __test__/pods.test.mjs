@@ -4,35 +4,17 @@
 // a PID namespace of its own when their spec asks for one. Real sandboxes,
 // real CLI, a private --root per test.
 
-import { afterEach, beforeEach, describe, test } from 'node:test';
+import { beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { assertNothingLeft, busybox, eventually, makeBundle, makeRoot, startWatching, uniqueId, veilOci } from './helpers.mjs';
+import { assertOneLineError, busybox, eventually, isAlive, privateRootPerTest, uniqueId, veilOci } from './helpers.mjs';
 
+// Whatever a failed test left is deleted after it (containers that joined
+// a pod first); nothing may survive.
+const perTest = privateRootPerTest();
 let root;
-let cleanups = [];
-beforeEach(() => {
-  startWatching();
-  root = makeRoot();
-  cleanups = [];
-});
-afterEach(async () => {
-  // Joined containers first: their sandbox is the root container's.
-  const ids = readdirSync(root);
-  const joined = (id) => {
-    try {
-      return JSON.parse(readFileSync(join(root, id, 'meta.json'), 'utf8')).sandboxId !== undefined;
-    } catch {
-      return false;
-    }
-  };
-  for (const id of [...ids.filter(joined), ...ids.filter((id) => !joined(id))]) await veilOci(root, ['delete', '--force', id]);
-  const left = readdirSync(root);
-  for (const c of cleanups) c();
-  await assertNothingLeft();
-  assert.deepEqual(left, [], 'containers left in --root');
-});
+beforeEach(() => (root = perTest.root()));
 
 const v = (args, options) => veilOci(root, args, options);
 
@@ -45,9 +27,8 @@ const CRI = {
 function bundle(name, { args, annotations, namespaces, oomScoreAdj }) {
   const config = { annotations };
   if (namespaces) config.linux = { namespaces };
-  const b = makeBundle({ args, config, processExtra: oomScoreAdj === undefined ? {} : { oomScoreAdj } });
+  const b = perTest.bundle({ args, config, processExtra: oomScoreAdj === undefined ? {} : { oomScoreAdj } });
   writeFileSync(join(b.dir, 'rootfs', `marker-${name}`), `${name}\n`);
-  cleanups.push(b.cleanup);
   return b;
 }
 
@@ -76,14 +57,6 @@ async function createAndStart(id, b, extraArgs = []) {
   await ok(['start', id]);
 }
 
-const isAlive = (pid) => {
-  try {
-    return !/^\S+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-};
-
 /** cgroup directories anywhere under /sys/fs/cgroup named after `id`. */
 function cgroupsOf(id) {
   const found = [];
@@ -92,14 +65,6 @@ function cgroupsOf(id) {
     if (existsSync(dir)) found.push(dir);
   }
   return found;
-}
-
-function assertOneLineFailure(r, pattern) {
-  assert.notEqual(r.status, 0, `expected failure; stdout: ${r.stdout}`);
-  const lines = r.stderr.trimEnd().split('\n');
-  assert.equal(lines.length, 1, `expected one line on stderr, got:\n${r.stderr}`);
-  assert.match(lines[0], /^veil: /);
-  assert.match(lines[0], pattern);
 }
 
 describe('multi-container pods', () => {
@@ -204,7 +169,7 @@ describe('multi-container pods', () => {
     // One created and never started: it goes with the sandbox too.
     await ok(['create', '--bundle', memberBundle('idle', pod, [busybox, 'sleep', '998']).dir, idle]);
 
-    assertOneLineFailure(await v(['delete', pod]), /cannot delete container .* that is not stopped: running/);
+    assertOneLineError(await v(['delete', pod]), /cannot delete container .* that is not stopped: running/);
     await ok(['delete', '--force', pod]);
     await eventually(() => !isAlive(sandboxPid), 5000, 'the sandbox to exit');
     assert.equal((await state(app)).status, 'stopped');
@@ -239,17 +204,17 @@ describe('multi-container pods', () => {
   test('bad CRI annotations get one line naming the problem and leave nothing', async () => {
     const pod = uniqueId('pod');
     const noId = bundle('x', { args: [busybox, 'true'], annotations: { [CRI.type]: 'container' } });
-    assertOneLineFailure(await v(['create', '--bundle', noId.dir, uniqueId('x')]), /annotations: .*io\.kubernetes\.cri\.sandbox-id/);
+    assertOneLineError(await v(['create', '--bundle', noId.dir, uniqueId('x')]), /annotations: .*io\.kubernetes\.cri\.sandbox-id/);
     const missing = memberBundle('y', pod, [busybox, 'true']);
-    assertOneLineFailure(await v(['create', '--bundle', missing.dir, uniqueId('y')]), new RegExp(`container "${pod}" does not exist`));
+    assertOneLineError(await v(['create', '--bundle', missing.dir, uniqueId('y')]), new RegExp(`container "${pod}" does not exist`));
     // CRI-O's annotations work the same way.
     const crio = bundle('z', { args: [busybox, 'true'], annotations: { 'io.kubernetes.cri-o.ContainerType': 'container', 'io.kubernetes.cri-o.SandboxID': pod } });
-    assertOneLineFailure(await v(['create', '--bundle', crio.dir, uniqueId('z')]), new RegExp(`container "${pod}" does not exist`));
+    assertOneLineError(await v(['create', '--bundle', crio.dir, uniqueId('z')]), new RegExp(`container "${pod}" does not exist`));
     // A joining container whose program does not exist: the pod stays, the container does not.
     await createAndStart(pod, podBundle(pod));
     const bad = memberBundle('bad', pod, ['/no/such/program']);
     const badId = uniqueId('bad');
-    assertOneLineFailure(await v(['create', '--bundle', bad.dir, badId]), /no\/such\/program/);
+    assertOneLineError(await v(['create', '--bundle', bad.dir, badId]), /no\/such\/program/);
     assert.deepEqual(readdirSync(root), [pod]);
     assert.deepEqual(JSON.parse((await ok(['ps', '--format', 'json', pod])).stdout), [1]);
   });

@@ -153,6 +153,8 @@ impl Server {
             Request::CreateContainer { id, spec } => ok(self.create_container(id, spec, fds)),
             Request::Start { container } => ok(self.start(container.as_deref().unwrap_or(ROOT))),
             Request::Wait { container: id } => match container(&id) {
+                // Its init will never run: it went down with the root container.
+                Ok(c) if self.never_ran(&c) => Outcome::Reply(Response::Waited(WaitStatus { exit_code: None, signal: Some(libc::SIGKILL) })),
                 Ok(c) => Outcome::Deferred(Box::new(move || Response::Waited(wait_status(c.wait())))),
                 Err(message) => error(message),
             },
@@ -274,19 +276,24 @@ impl Server {
         if let Some(Init::Created(task)) = init {
             self.kernel.start(task);
         }
-        if let Some(c) = c {
+        // A paused sandbox's tasks take their SIGKILL when it resumes.
+        if let Some(c) = c.filter(|_| !self.kernel.is_paused()) {
             c.wait();
         }
         Ok(())
     }
 
+    /// Whether `c` is an added container whose init never ran and never
+    /// will: the root container's end takes every container down.
+    fn never_ran(&self, c: &Container) -> bool {
+        let started = matches!(self.inits.lock().unwrap().get(&c.id), Some(Init::Started));
+        !c.is_root() && !started && self.kernel.init_status().is_some()
+    }
+
     fn state(&self, c: &Container) -> SandboxState {
         let exit = c.exit_status().map(wait_status);
         let started = matches!(self.inits.lock().unwrap().get(&c.id), Some(Init::Started));
-        // The root container's end takes every container down, those whose
-        // init never ran included.
-        let root_gone = !c.is_root() && self.kernel.init_status().is_some();
-        let status = if exit.is_some() || (root_gone && !started) {
+        let status = if exit.is_some() || self.never_ran(c) {
             "stopped"
         } else if !started {
             "created"
