@@ -455,10 +455,13 @@ export class Runtime {
     return { exitCode: response.exitCode, signal: response.signal };
   }
 
-  /** Forwards a signal to the init without the state checks of kill (a foreground run). */
-  async forwardSignal(id: string, signo: number): Promise<void> {
+  /**
+   * Forwards a signal without the state checks of kill (a foreground run):
+   * to the init, or to `pid` (a foreground exec).
+   */
+  async forwardSignal(id: string, signo: number, pid?: number): Promise<void> {
     try {
-      await this.client(id).call({ method: 'signal', signo, all: false });
+      await this.client(id).call(pid === undefined ? { method: 'signal', signo, all: false } : { method: 'signalProcess', pid, signo });
     } catch (error) {
       warn(`forwarding signal ${signo}: ${(error as Error).message}`);
     }

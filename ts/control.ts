@@ -14,6 +14,7 @@ export type Request =
   | { method: 'start' }
   | { method: 'wait' }
   | { method: 'signal'; signo: number; all: boolean }
+  | { method: 'signalProcess'; pid: number; signo: number }
   | { method: 'state' }
   | { method: 'exec'; args: string[]; env: string[]; cwd: string }
   | { method: 'waitPid'; pid: number }

@@ -38,6 +38,9 @@ pub enum Request {
     Wait,
     /// Send a signal to the init process (or every process with `all`).
     Signal { signo: i32, #[serde(default)] all: bool },
+    /// Send a signal to one process (a foreground `exec` forwards the
+    /// signals its CLI receives to the process it started).
+    SignalProcess { pid: i32, signo: i32 },
     /// Report the sandbox's view of the container.
     State,
     /// Start a new process beside init (`veil exec`); its stdin, stdout and

@@ -142,6 +142,7 @@ impl Server {
                 Outcome::Deferred(Box::new(move || Response::Waited(wait_status(k.wait_init()))))
             }
             Request::Signal { signo, all } => ok(self.kernel.signal(signo, all)),
+            Request::SignalProcess { pid, signo } => ok(self.kernel.signal_process(pid, signo)),
             Request::State => Outcome::Reply(Response::State(self.state())),
             Request::Exec { args, env, cwd } => {
                 let stdio: [OwnedFd; 3] = match fds.try_into() {
