@@ -409,9 +409,10 @@ export const uniqueId = (name) => `vt-${name}-${process.pid}-${Math.random().toS
 
 /**
  * Runs `veil --root ROOT ARGS…` with stdout/stderr in files (`stdout`/`stderr`
- * paths, or private ones), resolving when the CLI exits.
+ * paths, or private ones), resolving when the CLI exits. `onSpawn(child)`
+ * may signal it.
  */
-export function veilOci(root, args, { stdout, stderr, input = '/dev/null', env = {}, timeoutMs = 30000 } = {}) {
+export function veilOci(root, args, { stdout, stderr, input = '/dev/null', env = {}, timeoutMs = 30000, onSpawn } = {}) {
   const scratch = mkdtempSync(join(tmpdir(), 'vtest-cli-'));
   const outPath = stdout ?? join(scratch, 'out');
   const errPath = stderr ?? join(scratch, 'err');
@@ -434,6 +435,7 @@ export function veilOci(root, args, { stdout, stderr, input = '/dev/null', env =
       rmSync(scratch, { recursive: true, force: true });
       resolve(result);
     });
+    onSpawn?.(child);
   });
 }
 

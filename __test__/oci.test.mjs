@@ -190,6 +190,23 @@ describe('exec, ps, pause, resume, events', () => {
     await v(['delete', '-f', id]);
   });
 
+  test('a foreground exec passes the signals it receives to its process, not to init', async () => {
+    const b = bundle({ args: [busybox, 'sleep', '30'] });
+    const id = uniqueId('execsig');
+    await v(['create', '-b', b.dir, id]);
+    await v(['start', id]);
+    const script = 'trap "echo caught TERM; exit 3" TERM; echo ready; while :; do sleep 0.1; done';
+    const out = join(b.dir, 'exec.out');
+    const e = await v(['exec', id, '--', busybox, 'sh', '-c', script], {
+      stdout: out,
+      onSpawn: (child) => void eventually(() => existsSync(out) && readFileSync(out, 'utf8').includes('ready'), 20000, 'ready').then(() => child.kill('SIGTERM')),
+    });
+    assert.equal(e.status, 3, e.stderr);
+    assert.equal(readFileSync(out, 'utf8'), 'ready\ncaught TERM\n');
+    assert.equal((await state(id)).status, 'running', 'init did not get the signal');
+    await v(['delete', '-f', id]);
+  });
+
   test('exec --process FILE --detach --pid-file: the pid file names a waiter that exits with the status', async () => {
     const b = bundle({ args: [busybox, 'sleep', '30'] });
     const id = uniqueId('execd');

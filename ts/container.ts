@@ -541,11 +541,15 @@ export class Runtime {
     return { exitCode: response.exitCode, signal: response.signal };
   }
 
-  /** Forwards a signal to the init without the state checks of kill (a foreground run). */
-  async forwardSignal(id: string, signo: number): Promise<void> {
+  /**
+   * Forwards a signal without the state checks of kill (a foreground run):
+   * to the init, or to `pid` (a foreground exec).
+   */
+  async forwardSignal(id: string, signo: number, pid?: number): Promise<void> {
     try {
       const meta = this.state.read(id);
-      await this.client(meta).call({ method: 'signal', signo, all: false, ...this.target(meta) });
+      const request = pid === undefined ? { method: 'signal', signo, all: false, ...this.target(meta) } as const : { method: 'signalProcess', pid, signo } as const;
+      await this.client(meta).call(request);
     } catch (error) {
       warn(`forwarding signal ${signo}: ${(error as Error).message}`);
     }

@@ -27,6 +27,7 @@ export type Request =
   | ({ method: 'start' } & Target)
   | ({ method: 'wait' } & Target)
   | ({ method: 'signal'; signo: number; all: boolean } & Target)
+  | { method: 'signalProcess'; pid: number; signo: number }
   | ({ method: 'state' } & Target)
   | ({ method: 'exec'; args: string[]; env: string[]; cwd: string } & Target)
   | { method: 'waitPid'; pid: number }

@@ -53,6 +53,9 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         container: Option<String>,
     },
+    /// Send a signal to one process (a foreground `exec` forwards the
+    /// signals its CLI receives to the process it started).
+    SignalProcess { pid: i32, signo: i32 },
     /// Report the sandbox's view of the container.
     State { #[serde(default, skip_serializing_if = "Option::is_none")] container: Option<String> },
     /// Start a new process beside init (`veil exec`); its stdin, stdout and

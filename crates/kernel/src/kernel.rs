@@ -449,6 +449,13 @@ impl Kernel {
         Ok(())
     }
 
+    /// Sends `signo` to process `pid`, as `kill(pid, signo)` from outside.
+    pub fn signal_process(&self, pid: i32, signo: i32) -> Result<(), String> {
+        let tg = self.tree.lock().unwrap().groups.get(&pid).cloned().ok_or_else(|| format!("no process {pid} in the container"))?;
+        crate::signal::send_to_group(self, &tg, abi::types::Siginfo::from_user(signo, abi::signal::code::SI_USER, 0, 0));
+        Ok(())
+    }
+
     /// Tears the sandbox down: kills every task and waits for their threads.
     pub fn shutdown(&self) {
         self.shutting_down.store(true, std::sync::atomic::Ordering::SeqCst);

@@ -159,6 +159,7 @@ impl Server {
                 Err(message) => error(message),
             },
             Request::Signal { signo, all, container: id } => ok(container(&id).and_then(|c| self.kernel.signal_container(&c, signo, all))),
+            Request::SignalProcess { pid, signo } => ok(self.kernel.signal_process(pid, signo)),
             Request::State { container: id } => match container(&id) {
                 Ok(c) => Outcome::Reply(Response::State(self.state(&c))),
                 Err(message) => error(message),
