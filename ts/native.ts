@@ -21,13 +21,19 @@ export interface SpawnOptions {
   dieWithParent?: boolean;
   /** Bind the control socket here (the lifecycle); controlFd is then -1. */
   controlSocketPath?: string;
-  /** cgroup.procs files the child joins before exec. */
+  /** cgroup.procs files the sandbox and the gofer join before exec. */
   cgroupProcs?: string[];
+  /** Start the sandbox as PID 1 of a new PID namespace (not for ptrace). */
+  newPidNamespace?: boolean;
+  /** A network namespace for the sandbox to join; a new one otherwise. */
+  netnsPath?: string;
 }
 
 export interface SpawnedSandbox {
   pid: number;
   controlFd: number;
+  /** The gofer, which exits once the sandbox has its mounts; reap it with waitPid. */
+  goferPid: number;
 }
 
 /** What crates/napi exports (napi build also writes dist/native.generated.d.ts). */

@@ -8,6 +8,7 @@
 mod console;
 mod control_socket;
 mod lock;
+mod namespaces;
 mod process;
 mod spawn;
 

@@ -129,6 +129,18 @@ pub struct Vfs {
     memfile: Arc<MemoryFile>,
     /// The devpts instance at /dev/pts (controlling-terminal lookups).
     devpts: Arc<devpts::DevPts>,
+    /// Device number for the next container mount.
+    next_dev: AtomicU64,
+}
+
+/// What a container mount ([`Vfs::mount_at`]) is made of.
+pub enum MountSource {
+    /// A host directory tree (an `O_PATH` descriptor of its top).
+    HostDir(OwnedFd),
+    /// One host file, opened for I/O.
+    HostFile(OwnedFd),
+    /// A memory-backed tmpfs whose root has permission bits `mode`.
+    Tmpfs { mode: u32 },
 }
 
 /// What the container's root is.
@@ -151,6 +163,8 @@ pub const DEV_SHM: u64 = 0x24;
 pub const DEV_PTS: u64 = 0x25;
 pub const DEV_SYS: u64 = 0x26;
 pub const DEV_MEMFD: u64 = 0x27;
+/// Container mounts (binds, tmpfs) are numbered from here.
+pub const DEV_FIRST_MOUNT: u64 = 0x30;
 /// Inode numbers of the overlay's upper layer start here, clear of the
 /// host's (so a new file never shares a number with a lower one).
 pub const UPPER_INO_BASE: u64 = 1 << 48;
@@ -193,6 +207,7 @@ impl Vfs {
             memfd_fs,
             memfile: memfile.clone(),
             devpts,
+            next_dev: AtomicU64::new(DEV_FIRST_MOUNT),
         };
         let root_loc = vfs.root();
         vfs.mount_on(&root_loc, b"proc", "proc", "proc", proc::root())?;
@@ -204,24 +219,61 @@ impl Vfs {
         Ok(Arc::new(vfs))
     }
 
-    /// Mounts `node` on the directory `name` of `at` (a sentry-only empty
-    /// directory stands in when `at` has no such directory, as in a
-    /// minimal image); returns the new mount's root.
-    fn mount_on(&self, at: &Location, name: &[u8], fs_type: &'static str, source: &'static str, node: Arc<dyn Node>) -> SysResult<Location> {
+    /// The child `name` of `at` to mount on: the existing one when it has
+    /// the kind `kind`, else a sentry-only empty directory standing in (as
+    /// for /proc in a minimal image, or a bind mount's missing point).
+    fn mount_point(&self, at: &Location, name: &[u8], kind: u32) -> Arc<Dentry> {
         let nobody = Caller { kernel: None, tgid: 0, tid: 0 };
-        let point = match at.dentry.child(&nobody, name) {
-            Ok(d) if d.node.kind() == S_IFDIR => d,
+        match at.dentry.child(&nobody, name) {
+            Ok(d) if d.node.kind() == kind => d,
             _ => {
                 let d = Dentry::new(name, Some(at.dentry.clone()), Arc::new(EmptyDir { dev: DEV_ROOT, ino: self.next_ino.fetch_add(1, Ordering::Relaxed) }));
                 at.dentry.adopt(name, &d);
                 d
             }
-        };
+        }
+    }
+
+    /// Mounts `node` on the child `name` of `at`; returns the new mount's root.
+    fn mount_on(&self, at: &Location, name: &[u8], fs_type: &'static str, source: &'static str, node: Arc<dyn Node>) -> SysResult<Location> {
+        self.mount_on_with(at, name, fs_type, source, node, false)
+    }
+
+    fn mount_on_with(&self, at: &Location, name: &[u8], fs_type: &'static str, source: &'static str, node: Arc<dyn Node>, readonly: bool) -> SysResult<Location> {
+        let point = self.mount_point(at, name, node.kind());
         let mut ms = self.mounts.lock().unwrap();
         let id = ms.iter().map(|m| m.id).max().unwrap_or(0) + 1;
-        let m = Arc::new(Mount { id, fs_type, source, root: Dentry::new(name, None, node), parent: Some((at.mount.clone(), point)), readonly: false });
+        let m = Arc::new(Mount { id, fs_type, source, root: Dentry::new(name, None, node), parent: Some((at.mount.clone(), point)), readonly });
         ms.push(m.clone());
         Ok(Location { dentry: m.root.clone(), mount: m })
+    }
+
+    /// Mounts a container mount at the absolute `path`, making sentry-only
+    /// directories for components the tree lacks (nothing reaches the host).
+    /// Symbolic links on the way are not followed: a mount lands where its
+    /// path says, never where the image's links would send it.
+    pub fn mount_at(&self, path: &[u8], source: MountSource, readonly: bool) -> SysResult<()> {
+        let names: Vec<&[u8]> = path.split(|&b| b == b'/').filter(|n| !n.is_empty()).collect();
+        let (last, dirs) = names.split_last().ok_or(Errno::EBUSY)?;
+        let mut at = self.root();
+        for name in dirs {
+            if *name == b".." || *name == b"." {
+                return Err(Errno::EINVAL);
+            }
+            let d = self.mount_point(&at, name, S_IFDIR);
+            at = Location { mount: at.mount.clone(), dentry: d };
+            while let Some(m) = self.mounted_on(&at) {
+                at = Location { dentry: m.root.clone(), mount: m };
+            }
+        }
+        let dev = self.next_dev.fetch_add(1, Ordering::Relaxed);
+        let (node, fs_type, src): (Arc<dyn Node>, &'static str, &'static str) = match source {
+            MountSource::HostDir(fd) => (host::HostFs::new_root(fd, readonly, dev)?, "bind", "veil-bind"),
+            MountSource::HostFile(fd) => (host::HostFs::new_file_root(fd, readonly, dev)?, "bind", "veil-bind"),
+            MountSource::Tmpfs { mode } => (TmpFs::new(&self.memfile, dev, 1).new_root(mode), "tmpfs", "tmpfs"),
+        };
+        self.mount_on_with(&at, last, fs_type, src, node, readonly)?;
+        Ok(())
     }
 
     /// The pseudo-terminals of /dev/pts.
