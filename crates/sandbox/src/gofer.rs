@@ -48,15 +48,25 @@ impl GoferArgs {
     }
 }
 
-/// Runs the gofer. A failure is reported to the sentry (which makes it the
-/// sandbox's one error) as well as returned.
+/// Runs the gofer. A failure goes to the sentry, which reports it as the
+/// sandbox's error; it is returned (and printed) only when that fails too.
 pub fn run(args: GoferArgs) -> Result<(), String> {
     let sock = crate::boot::take_fd(args.mounts_fd, "mounts")?;
-    let result = prepare_and_send(&sock, args.spec_fd);
-    if let Err(message) = &result {
-        let _ = control::send(&sock, &GoferMessage::Failed { message: message.clone() });
+    match prepare_and_send(&sock, args.spec_fd) {
+        Ok(()) => Ok(()),
+        Err(message) => match control::send(&sock, &GoferMessage::Failed { message: message.clone() }) {
+            Ok(()) => std::process::exit(1),
+            Err(_) => Err(message),
+        },
     }
-    result
+}
+
+/// An I/O error as strerror says it, without Rust's "(os error N)".
+fn why(e: std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
+        None => e.to_string(),
+    }
 }
 
 fn prepare_and_send(sock: &OwnedFd, spec_fd: RawFd) -> Result<(), String> {
@@ -65,12 +75,12 @@ fn prepare_and_send(sock: &OwnedFd, spec_fd: RawFd) -> Result<(), String> {
     let spec = Spec::parse(&text)?;
     let root = spec.root.as_ref().unwrap();
     // Always read-only on the host: a writable root is copy-on-write in the sentry.
-    let tree = clone_tree(&root.path, true, true).map_err(|e| format!("root.path {:?}: {e}", root.path))?;
+    let tree = clone_tree(&root.path, true, true).map_err(|e| format!("root.path {:?}: {}", root.path, why(e)))?;
     send(sock, &GoferMessage::Mount { plan: Plan::HostDir { destination: "/".into(), readonly: root.readonly } }, Some(&tree))?;
     for (i, m) in spec.mounts.iter().enumerate() {
         match classify(i, m)? {
             Action::Bind { destination, source, recursive, readonly } => {
-                let meta = std::fs::metadata(&source).map_err(|e| format!("mounts[{i}].source {source:?}: {e}"))?;
+                let meta = std::fs::metadata(&source).map_err(|e| format!("mounts[{i}].source {source:?}: {}", why(e)))?;
                 let (plan, fd) = if meta.is_dir() {
                     (Plan::HostDir { destination, readonly }, clone_tree(&source, recursive, readonly))
                 } else if meta.is_file() {
@@ -78,7 +88,7 @@ fn prepare_and_send(sock: &OwnedFd, spec_fd: RawFd) -> Result<(), String> {
                 } else {
                     return Err(format!("mounts[{i}].source {source:?} is neither a directory nor a regular file"));
                 };
-                let fd = fd.map_err(|e| format!("mounts[{i}].source {source:?}: {e}"))?;
+                let fd = fd.map_err(|e| format!("mounts[{i}].source {source:?}: {}", why(e)))?;
                 send(sock, &GoferMessage::Mount { plan }, Some(&fd))?;
             }
             Action::Tmpfs { destination, readonly, mode } => send(sock, &GoferMessage::Mount { plan: Plan::Tmpfs { destination, readonly, mode } }, None)?,

@@ -655,6 +655,31 @@ mod tests {
     }
 
     #[test]
+    fn container_mounts_land_at_their_paths() {
+        let (t, vfs, fs) = setup();
+        // A tmpfs under directories the image lacks, a host tree over an
+        // existing one, and a one-file mount.
+        vfs.mount_at(b"/new/deep/tmp", MountSource::Tmpfs { mode: 0o1777 }, false).unwrap();
+        vfs.mount_at(b"/a", MountSource::HostDir(open_dir(&t.dir.join("a/b"))), true).unwrap();
+        let file = std::fs::File::open(t.dir.join("top")).unwrap();
+        vfs.mount_at(b"/new/one", MountSource::HostFile(file.into()), true).unwrap();
+        let rw = (libc::O_RDWR | libc::O_CREAT) as u32;
+        vfs.open(&C, &fs, &fs.cwd, b"/new/deep/tmp/x", rw, 0o644).unwrap();
+        assert_eq!(vfs.resolve(&C, &fs.root, &fs.cwd, b"/new/deep/tmp", Follow::Yes).unwrap().stat(&C).unwrap().st_mode & 0o7777, 0o1777);
+        assert_eq!(path_of(&vfs, &fs, "/a/f", Follow::Yes).unwrap(), b"/a/f");
+        assert_eq!(vfs.open(&C, &fs, &fs.cwd, b"/a/f", (libc::O_WRONLY) as u32, 0).err(), Some(Errno::EROFS));
+        assert_eq!(vfs.open(&C, &fs, &fs.cwd, b"/a/g", rw, 0o644).err(), Some(Errno::EROFS));
+        let one = vfs.open(&C, &fs, &fs.cwd, b"/new/one", libc::O_RDONLY as u32, 0).unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(one.ops.read_at(None, &mut buf, 0).unwrap(), 3);
+        assert_eq!(&buf[..3], b"top");
+        assert!(!vfs.is_mount_point(&vfs.resolve(&C, &fs.root, &fs.cwd, b"/new/deep", Follow::Yes).unwrap()));
+        assert_eq!(vfs.mount_at(b"/", MountSource::Tmpfs { mode: 0o755 }, false).err(), Some(Errno::EBUSY));
+        // Nothing was made on the host.
+        assert!(!t.dir.join("new").exists());
+    }
+
+    #[test]
     fn resolves_plain_paths_and_dotdot_at_root() {
         let (_t, vfs, fs) = setup();
         assert_eq!(path_of(&vfs, &fs, "/a/b/f", Follow::Yes).unwrap(), b"/a/b/f");
