@@ -2,7 +2,7 @@
 // create → start → wait, then close the control socket and reap.
 
 import { ControlChannel, Request, Response } from './control';
-import { debug } from './log';
+import { debug, warn } from './log';
 import { addon, sandboxBinary, ExitStatus, SpawnOptions } from './native';
 import type { OciSpec } from './oci';
 import { goferOomScoreAdj, setOomScoreAdj } from './oom';
@@ -146,7 +146,12 @@ function isolation(spec: RuntimeSpec | object, platform: Platform): Pick<SpawnOp
 function spawnWithGofer(spec: RuntimeSpec | object, options: SpawnOptions) {
   const spawned = addon().spawnSandbox(options);
   const score = goferOomScoreAdj(spec as OciSpec);
-  if (score !== undefined) setOomScoreAdj(spawned.goferPid, score);
+  try {
+    if (score !== undefined) setOomScoreAdj(spawned.goferPid, score);
+  } catch (error) {
+    // Not worth failing (and unwinding) a start over a process that lives for milliseconds.
+    warn(`gofer ${spawned.goferPid}: cannot set oom_score_adj ${score}: ${(error as Error).message}`);
+  }
   addon()
     .waitPid(spawned.goferPid)
     .then((status) => debug(`gofer ${spawned.goferPid} exited: ${JSON.stringify(status)}`))

@@ -66,7 +66,10 @@ pub fn spawn(l: &Launch) -> io::Result<libc::pid_t> {
     let (ready_r, ready_w) = pipe()?;
     let (go_r, go_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
-    let flags = libc::SIGCHLD as libc::c_ulong | if l.new_pid_namespace { libc::CLONE_NEWPID as libc::c_ulong } else { 0 };
+    // A PID namespace owned by the caller's user namespace needs root there.
+    // SAFETY: geteuid has no preconditions.
+    let pid_ns = l.new_pid_namespace && unsafe { libc::geteuid() } == 0;
+    let flags = libc::SIGCHLD as libc::c_ulong | if pid_ns { libc::CLONE_NEWPID as libc::c_ulong } else { 0 };
     // SAFETY: a fork-like clone (no CLONE_VM, no new stack); the child runs
     // only `child`, which makes async-signal-safe calls and never returns.
     let pid = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };

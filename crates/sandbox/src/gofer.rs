@@ -126,7 +126,14 @@ fn clone_tree(path: &str, recursive: bool, readonly: bool) -> std::io::Result<Ow
     // SAFETY: `c` is a valid C string; the result is checked.
     let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | rec) };
     if fd < 0 {
-        return Err(std::io::Error::last_os_error());
+        let e = std::io::Error::last_os_error();
+        // SAFETY: geteuid has no preconditions.
+        if e.raw_os_error() == Some(libc::EPERM) && unsafe { libc::geteuid() } != 0 {
+            // A non-root caller may not clone mounts: the directory itself,
+            // whose read-only flag only the sentry then enforces.
+            return open_dir(&c);
+        }
+        return Err(e);
     }
     // SAFETY: open_tree just returned this descriptor.
     let tree = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
@@ -139,6 +146,16 @@ fn clone_tree(path: &str, recursive: bool, readonly: bool) -> std::io::Result<Ow
         return Err(std::io::Error::last_os_error());
     }
     Ok(tree)
+}
+
+fn open_dir(path: &std::ffi::CStr) -> std::io::Result<OwnedFd> {
+    // SAFETY: `path` is a valid C string; the result is checked.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: open just returned this descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// A bind-mounted file, opened for reading (and writing unless read-only).
