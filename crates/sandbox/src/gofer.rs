@@ -167,3 +167,42 @@ fn open_file(path: &str, readonly: bool) -> std::io::Result<OwnedFd> {
     }
     Ok(f.into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn openat(dir: &OwnedFd, name: &std::ffi::CStr, flags: i32) -> std::io::Result<OwnedFd> {
+        // SAFETY: valid C string; the result is checked.
+        let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags | libc::O_CLOEXEC, 0o644) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: openat just returned this descriptor.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
+    #[test]
+    fn a_cloned_tree_is_read_only_and_has_no_way_up() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: cloning mounts needs root");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("veil-gofer-test-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("top")).unwrap();
+        std::fs::write(dir.join("top/marker"), b"x").unwrap();
+        let tree = clone_tree(dir.join("top").to_str().unwrap(), true, true).unwrap();
+        let up = openat(&tree, c"../..", libc::O_RDONLY | libc::O_DIRECTORY).unwrap();
+        let names: Vec<_> = dir_names(&up);
+        let created = openat(&tree, c"new", libc::O_WRONLY | libc::O_CREAT).map(drop).map_err(|e| e.raw_os_error());
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(names, ["marker"], "`..` from the top of a detached tree is the top");
+        assert_eq!(created, Err(Some(libc::EROFS)));
+    }
+
+    fn dir_names(dir: &OwnedFd) -> Vec<String> {
+        let fd = openat(dir, c".", libc::O_RDONLY | libc::O_DIRECTORY).unwrap();
+        kernel::fs::host::read_host_dir(fd.as_raw_fd()).unwrap().into_iter().map(|e| String::from_utf8(e.name).unwrap()).collect()
+    }
+}
