@@ -147,7 +147,7 @@ function kvmSkip() {
 
 describe('the gofer and the mounts it hands over', () => {
   /** A bundle whose rootfs holds a 0600 root file and a non-root user, with bind and tmpfs mounts. */
-  function mountBundle(args) {
+  function mountBundle(args, annotations = undefined) {
     const host = mkdtempSync(join(tmpdir(), 'vtest-mounts-'));
     cleanups.push(() => rmSync(host, { recursive: true, force: true }));
     mkdirSync(join(host, 'ro'));
@@ -157,6 +157,7 @@ describe('the gofer and the mounts it hands over', () => {
     const b = bundle({
       args,
       config: {
+        annotations,
         mounts: [
           { destination: '/proc', type: 'proc', source: 'proc' },
           { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'mode=755'] },
@@ -217,6 +218,19 @@ describe('the gofer and the mounts it hands over', () => {
     assert.equal(readFileSync(join(host, 'rw', 'new'), 'utf8'), 'written\n', 'a writable bind mount reaches the host');
     assert.deepEqual(readdirSync(join(host, 'ro')), ['f'], 'a read-only one does not');
     assert.deepEqual(readdirSync(join(b.dir, 'rootfs')).sort(), ['bin', 'etc', 'secret'], 'no mount point was made on the host');
+  });
+
+  test('a container joining a pod gets its root and mounts from a gofer of its own', async () => {
+    const podId = uniqueId('pod');
+    const cri = (type) => ({ 'io.kubernetes.cri.container-type': type, 'io.kubernetes.cri.sandbox-id': podId });
+    const pod = bundle({ args: [busybox, 'sleep', '1000'], config: { annotations: cri('sandbox') } });
+    await create(pod, podId);
+    assert.equal((await v(['start', podId])).status, 0);
+    const { b } = mountBundle([busybox, 'sh', '-c', 'cat /secret /data/ro/f; ls -ld /scratch | cut -c1-10'], cri('container'));
+    const { w, out, err } = await run(b);
+    assert.equal(w.exitStatus, 0, err);
+    assert.equal(out, 'top secret\nfrom the host\ndrwxrwxrwt\n');
+    await eventually(() => ourGofers().length === 0, 2000, 'no gofer left');
   });
 
   test('a bad mount is a one-line error naming it, and nothing is left', async () => {

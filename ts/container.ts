@@ -14,9 +14,9 @@ import { debug, warn } from './log';
 import { addon } from './native';
 import { loadBundleSpec, type OciSpec, type ProcessSpec } from './oci';
 import { isRootContainer, sandboxOomScoreAdj, setOomScoreAdj } from './oom';
-import { isJoined, joiningSpec, openRootDir, podMembers, sandboxIdOf, sandboxOwner } from './pod';
+import { isJoined, joiningSpec, podMembers, sandboxIdOf, sandboxOwner } from './pod';
 import { isAlive, startTime, waitGone } from './proc';
-import { SandboxClient, SandboxGoneError, spawnDaemon, type Platform } from './sandbox';
+import { SandboxClient, SandboxGoneError, spawnDaemon, startGofer, type Platform } from './sandbox';
 import { ContainerMeta, ExitInfo, rfc3339Nano, StateDir, Status, validateId } from './state';
 
 export interface RuntimeOptions {
@@ -269,13 +269,13 @@ export class Runtime {
     return owner.sandbox!;
   }
 
-  /** Has the pod's sandbox build the container: its own root, process and stdio. */
+  /** Has the pod's sandbox build the container: its own root and mounts (from its gofer), process and stdio. */
   private async joinSandbox(meta: ContainerMeta, rootfs: string, stdio: [number, number, number]): Promise<void> {
-    const rootFd = openRootDir(rootfs);
+    const goferFd = startGofer({ ...meta.spec, root: { ...meta.spec.root, path: rootfs } }, stdio[2]);
     try {
-      await this.client(meta).request({ method: 'createContainer', id: meta.id, spec: joiningSpec(meta.spec) }, [...stdio, rootFd]);
+      await this.client(meta).request({ method: 'createContainer', id: meta.id, spec: joiningSpec(meta.spec) }, [...stdio, goferFd]);
     } finally {
-      addon().closeFd(rootFd);
+      addon().closeFd(goferFd);
     }
   }
 

@@ -17,7 +17,6 @@ export interface JoiningSpec {
   args: string[];
   env: string[];
   cwd: string;
-  readonly: boolean;
   ownPidNamespace: boolean;
 }
 

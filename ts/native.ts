@@ -36,9 +36,19 @@ export interface SpawnedSandbox {
   goferPid: number;
 }
 
+export interface GoferOptions {
+  binary: string;
+  spec: string;
+  /** Where the gofer's own diagnostics go. */
+  stderr: number;
+  cgroupProcs?: string[];
+}
+
 /** What crates/napi exports (napi build also writes dist/native.generated.d.ts). */
 export interface Addon {
   spawnSandbox(options: SpawnOptions): SpawnedSandbox;
+  /** A gofer for a container joining a running sandbox; `fd` is the socket end to pass it. */
+  spawnGofer(options: GoferOptions): { pid: number; fd: number };
   controlCall(fd: number, requestJson: string, fds?: number[]): Promise<string>;
   controlConnect(path: string): number;
   lockFile(path: string, wait?: boolean): number;

@@ -4,7 +4,6 @@
 // The sandbox is the root container's (its state directory holds the
 // sandbox's socket); every container keeps its own state directory.
 
-import { constants, openSync } from 'node:fs';
 import { SpecError } from './errors';
 import type { OciSpec } from './oci';
 import { containerType } from './oom';
@@ -30,16 +29,7 @@ export function wantsOwnPidNamespace(spec: OciSpec): boolean {
 /** What the sandbox is told of a joining container (crates/control's ContainerSpec). */
 export function joiningSpec(spec: OciSpec) {
   const p = spec.process!;
-  return { args: p.args, env: p.env ?? [], cwd: p.cwd, readonly: spec.root.readonly === true, ownPidNamespace: wantsOwnPidNamespace(spec) };
-}
-
-/**
- * The directory of a joining container's root filesystem, opened for the
- * sandbox (which may no longer reach host paths itself). The one place a
- * joining container's root is opened: a gofer per container will take over.
- */
-export function openRootDir(rootfs: string): number {
-  return openSync(rootfs, constants.O_RDONLY | constants.O_DIRECTORY);
+  return { args: p.args, env: p.env ?? [], cwd: p.cwd, ownPidNamespace: wantsOwnPidNamespace(spec) };
 }
 
 /** The id of the container whose sandbox `meta` runs in. */

@@ -145,18 +145,34 @@ function isolation(spec: RuntimeSpec | object, platform: Platform): Pick<SpawnOp
  */
 function spawnWithGofer(spec: RuntimeSpec | object, options: SpawnOptions) {
   const spawned = addon().spawnSandbox(options);
+  tendGofer(spec, spawned.goferPid);
+  return spawned;
+}
+
+/**
+ * Starts the gofer of a container joining a running sandbox (its spec's
+ * root.path absolute); returns the socket end to hand the sandbox with
+ * `createContainer` (the caller closes it).
+ */
+export function startGofer(spec: OciSpec, stderr: number): number {
+  const { pid, fd } = addon().spawnGofer({ binary: sandboxBinary(), spec: JSON.stringify(spec), stderr });
+  tendGofer(spec, pid);
+  return fd;
+}
+
+/** Gives the gofer its container's OOM score and reaps it when it exits. */
+function tendGofer(spec: RuntimeSpec | object, pid: number): void {
   const score = goferOomScoreAdj(spec as OciSpec);
   try {
-    if (score !== undefined) setOomScoreAdj(spawned.goferPid, score);
+    if (score !== undefined) setOomScoreAdj(pid, score);
   } catch (error) {
     // Not worth failing (and unwinding) a start over a process that lives for milliseconds.
-    warn(`gofer ${spawned.goferPid}: cannot set oom_score_adj ${score}: ${(error as Error).message}`);
+    warn(`gofer ${pid}: cannot set oom_score_adj ${score}: ${(error as Error).message}`);
   }
   addon()
-    .waitPid(spawned.goferPid)
-    .then((status) => debug(`gofer ${spawned.goferPid} exited: ${JSON.stringify(status)}`))
+    .waitPid(pid)
+    .then((status) => debug(`gofer ${pid} exited: ${JSON.stringify(status)}`))
     .catch(() => undefined);
-  return spawned;
 }
 
 /** Signals the CLI passes on to the container instead of dying of them. */

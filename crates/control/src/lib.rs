@@ -37,9 +37,9 @@ pub enum Request {
     /// not run until `start`.
     Create,
     /// Add a container to the sandbox and build its init, which does not
-    /// run until `start`. Its stdin, stdout, stderr and the directory of
-    /// its root filesystem travel with the request as four `SCM_RIGHTS`
-    /// descriptors, in that order.
+    /// run until `start`. Its stdin, stdout, stderr and the socket on which
+    /// its gofer sends its root and mounts travel with the request as four
+    /// `SCM_RIGHTS` descriptors, in that order.
     CreateContainer { id: String, spec: ContainerSpec },
     /// Let the init process run.
     Start { #[serde(default, skip_serializing_if = "Option::is_none")] container: Option<String> },
@@ -94,9 +94,6 @@ pub struct ContainerSpec {
     pub env: Vec<String>,
     #[serde(default = "slash")]
     pub cwd: String,
-    /// root.readonly; otherwise writes go to a copy-on-write layer in memory.
-    #[serde(default)]
-    pub readonly: bool,
     /// linux.namespaces has a pid namespace without a path: the container
     /// gets one of its own (its init is pid 1); otherwise it shares the
     /// sandbox's.
@@ -398,7 +395,7 @@ mod tests {
         )
         .unwrap();
         let Request::CreateContainer { id, spec } = r else { panic!("not createContainer") };
-        assert_eq!((id.as_str(), spec.cwd.as_str(), spec.own_pid_namespace, spec.readonly), ("b", "/", true, false));
+        assert_eq!((id.as_str(), spec.cwd.as_str(), spec.own_pid_namespace), ("b", "/", true));
     }
 
     #[test]

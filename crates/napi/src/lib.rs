@@ -7,6 +7,7 @@
 
 mod console;
 mod control_socket;
+mod gofer;
 mod lock;
 mod namespaces;
 mod process;

@@ -1,7 +1,7 @@
 //! Starting a container's gofer and its sandbox, with their descriptors
 //! donated.
 //!
-//! `veil-sandbox gofer` runs first, in a mount namespace of its own, and
+//! `veil-sandbox gofer` (`gofer.rs`) runs first, in a mount namespace of its own, and
 //! sends the container's mount trees over a socket to `veil-sandbox boot`,
 //! which runs in namespaces of its own (see `namespaces.rs`) and is told to
 //! pivot into an empty root and drop its privileges (`--setup-root`).
@@ -24,8 +24,6 @@ use std::io::{self, Seek, SeekFrom, Write};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
 
 use crate::js_error;
 use crate::namespaces::{self, Launch};
@@ -97,15 +95,10 @@ pub fn spawn_sandbox(options: SpawnOptions) -> napi::Result<SpawnedSandbox> {
         }
         Some(path) => (None, bind_rendezvous(path).map_err(|e| js_error(format!("control socket {path}: {e}")))?),
     };
-    let cgroup_procs: Vec<CString> = options
-        .cgroup_procs
-        .iter()
-        .flatten()
-        .map(|p| CString::new(p.as_str()).map_err(|_| js_error("cgroup path contains NUL")))
-        .collect::<napi::Result<_>>()?;
+    let cgroup_procs = c_paths(options.cgroup_procs.as_deref())?;
     let die_with_parent = options.die_with_parent.unwrap_or(false);
     let (gofer_end, sentry_end) = UnixStream::pair().map_err(|e| js_error(format!("socketpair: {e}")))?;
-    let gofer_pid = spawn_gofer(&options, stdio[2], gofer_end.into(), &cgroup_procs, die_with_parent)?;
+    let gofer_pid = crate::gofer::spawn(&options.binary, &options.spec, stdio[2], gofer_end.into(), &cgroup_procs, die_with_parent)?;
 
     let sandbox = (|| {
         let spec = spec_memfd(&options.spec).map_err(|e| js_error(format!("spec memfd: {e}")))?;
@@ -146,34 +139,6 @@ pub fn spawn_sandbox(options: SpawnOptions) -> napi::Result<SpawnedSandbox> {
     }
 }
 
-/// `veil-sandbox gofer`, in a mount namespace of its own and the
-/// container's cgroups.
-fn spawn_gofer(options: &SpawnOptions, stderr: RawFd, sock: OwnedFd, cgroup_procs: &[CString], die_with_parent: bool) -> napi::Result<i32> {
-    let spec = spec_memfd(&options.spec).map_err(|e| js_error(format!("spec memfd: {e}")))?;
-    let null = dev_null()?;
-    let scratch = scratch_copies(&[null.as_raw_fd(), stderr, stderr, spec.as_raw_fd(), sock.as_raw_fd()])?;
-    let fds: Vec<RawFd> = scratch.iter().map(AsRawFd::as_raw_fd).collect();
-    let cgroup_procs = cgroup_procs.to_vec();
-    // SAFETY: getpid is always safe.
-    let parent = unsafe { libc::getpid() };
-    let mut command = Command::new(&options.binary);
-    command.args(["gofer", "--spec-fd", "3", "--mounts-fd", "4"]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
-    // SAFETY: the closure only makes async-signal-safe system calls and
-    // touches no memory but values prepared before the fork.
-    unsafe {
-        command.pre_exec(move || {
-            join_cgroups(&cgroup_procs)?;
-            // A non-root caller may not: its gofer only opens directories.
-            if libc::geteuid() == 0 && libc::unshare(libc::CLONE_NEWNS) < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            prepare_child(&fds, die_with_parent.then_some(parent))
-        });
-    }
-    let child = command.spawn().map_err(|e| js_error(format!("cannot start the gofer ({}): {e}", options.binary)))?;
-    Ok(child.id() as i32)
-}
-
 /// The executable, arguments and environment as C arrays, built before any
 /// fork: the child may not allocate.
 struct ExecImage {
@@ -203,6 +168,11 @@ impl ExecImage {
     }
 }
 
+/// `cgroup.procs` paths as C strings, made before any fork.
+pub(crate) fn c_paths(paths: Option<&[String]>) -> napi::Result<Vec<CString>> {
+    paths.into_iter().flatten().map(|p| CString::new(p.as_str()).map_err(|_| js_error("cgroup path contains NUL"))).collect()
+}
+
 /// The network namespace file at `path`, checked to be one.
 fn open_netns(path: &str) -> io::Result<OwnedFd> {
     let file = std::fs::File::open(path)?;
@@ -216,12 +186,12 @@ fn open_netns(path: &str) -> io::Result<OwnedFd> {
     Ok(file.into())
 }
 
-fn dev_null() -> napi::Result<OwnedFd> {
+pub(crate) fn dev_null() -> napi::Result<OwnedFd> {
     std::fs::File::open("/dev/null").map(OwnedFd::from).map_err(|e| js_error(format!("/dev/null: {e}")))
 }
 
 /// Copies of `sources` above [`SCRATCH_FD_FLOOR`].
-fn scratch_copies(sources: &[RawFd]) -> napi::Result<Vec<OwnedFd>> {
+pub(crate) fn scratch_copies(sources: &[RawFd]) -> napi::Result<Vec<OwnedFd>> {
     sources.iter().map(|&fd| dup_above(fd)).collect::<io::Result<_>>().map_err(|e| js_error(format!("cannot donate descriptor: {e}")))
 }
 
@@ -257,7 +227,7 @@ pub(crate) fn join_cgroups(procs: &[CString]) -> io::Result<()> {
 
 /// Fails in the parent with a clear message rather than in the child, where
 /// an exec error is harder to report.
-fn check_executable(path: &str) -> napi::Result<()> {
+pub(crate) fn check_executable(path: &str) -> napi::Result<()> {
     let c = CString::new(path).map_err(|_| js_error("sandbox binary path contains NUL"))?;
     // SAFETY: `c` is a valid C string.
     if unsafe { libc::access(c.as_ptr(), libc::X_OK) } < 0 {
@@ -267,7 +237,7 @@ fn check_executable(path: &str) -> napi::Result<()> {
 }
 
 /// The spec travels as a sealed-off in-memory file, read from offset 0.
-fn spec_memfd(spec: &str) -> io::Result<OwnedFd> {
+pub(crate) fn spec_memfd(spec: &str) -> io::Result<OwnedFd> {
     // SAFETY: the name is a valid C string; the result is checked.
     let fd = unsafe { libc::memfd_create(c"veil-spec".as_ptr(), libc::MFD_CLOEXEC) };
     if fd < 0 {

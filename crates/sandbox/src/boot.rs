@@ -60,25 +60,6 @@ fn block_forwarded_signals() -> libc::sigset_t {
     }
 }
 
-/// The container's file system: the root the gofer sent (copy-on-write in
-/// memory unless read-only), then its mounts in spec order.
-fn container_fs(m: crate::mounts::Received, memfile: &Arc<MemoryFile>) -> Result<Arc<kernel::fs::Vfs>, String> {
-    use crate::mounts::Plan;
-    use kernel::fs::vfs::{MountSource, RootMode};
-    let root_mode = if m.readonly_root { RootMode::ReadOnly } else { RootMode::Overlay };
-    let vfs = kernel::fs::Vfs::new(m.root, root_mode, memfile.clone()).map_err(|e| format!("root filesystem: {e}"))?;
-    for (plan, fd) in m.mounts {
-        let (source, readonly) = match (&plan, fd) {
-            (Plan::HostDir { readonly, .. }, Some(fd)) => (MountSource::HostDir(fd), *readonly),
-            (Plan::HostFile { readonly, .. }, Some(fd)) => (MountSource::HostFile(fd), *readonly),
-            (Plan::Tmpfs { readonly, mode, .. }, _) => (MountSource::Tmpfs { mode: *mode }, *readonly),
-            _ => unreachable!("receive checked the descriptors"),
-        };
-        vfs.mount_at(plan.destination().as_bytes(), source, readonly).map_err(|e| format!("mount at {}: {e}", plan.destination()))?;
-    }
-    Ok(vfs)
-}
-
 fn host_memory() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
@@ -122,7 +103,7 @@ pub fn run(args: BootArgs) -> Result<(), String> {
     // refuses; and before the root goes: it opens /dev/kvm.
     let chosen = crate::platforms::create(&args.platform, &memfile)?;
     let skipped = mounts.skipped.clone();
-    let vfs = container_fs(mounts, &memfile)?;
+    let vfs = crate::mounts::container_fs(mounts, |root, mode| kernel::fs::Vfs::new(root, mode, memfile.clone()))?;
     let config = KernelConfig {
         hostname: spec.hostname.clone().unwrap_or_else(|| "veil".into()),
         strace: args.strace,

@@ -7,8 +7,13 @@
 //! tmpfs is the sentry's own and carries none.
 
 use crate::spec;
+use kernel::fs::vfs::{MountSource, RootMode};
+use kernel::fs::Vfs;
+use kernel::kernel::errno_text;
+use kernel::SysResult;
 use serde::{Deserialize, Serialize};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
 
 /// A mount as the sentry builds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,6 +145,24 @@ pub fn receive(sock: &impl AsRawFd) -> Result<Received, String> {
             }
         }
     }
+}
+
+/// The container's file system from what the gofer sent: `tree` makes the
+/// tree over the root (copy-on-write in memory unless read-only), then the
+/// mounts go on in spec order.
+pub fn container_fs(m: Received, tree: impl FnOnce(OwnedFd, RootMode) -> SysResult<Arc<Vfs>>) -> Result<Arc<Vfs>, String> {
+    let mode = if m.readonly_root { RootMode::ReadOnly } else { RootMode::Overlay };
+    let vfs = tree(m.root, mode).map_err(|e| format!("root filesystem: {}", errno_text(e)))?;
+    for (plan, fd) in m.mounts {
+        let (source, readonly) = match (&plan, fd) {
+            (Plan::HostDir { readonly, .. }, Some(fd)) => (MountSource::HostDir(fd), *readonly),
+            (Plan::HostFile { readonly, .. }, Some(fd)) => (MountSource::HostFile(fd), *readonly),
+            (Plan::Tmpfs { readonly, mode, .. }, _) => (MountSource::Tmpfs { mode: *mode }, *readonly),
+            _ => unreachable!("receive checked the descriptors"),
+        };
+        vfs.mount_at(plan.destination().as_bytes(), source, readonly).map_err(|e| format!("mount at {}: {}", plan.destination(), errno_text(e)))?;
+    }
+    Ok(vfs)
 }
 
 #[cfg(test)]
