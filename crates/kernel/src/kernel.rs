@@ -97,8 +97,8 @@ pub struct ProcInfo {
     pub vm_rss: u64,
     /// Clock ticks (100 Hz) since boot when the process started.
     pub start_ticks: u64,
-    pub uid: u32,
-    pub gid: u32,
+    /// The leader's credentials.
+    pub creds: crate::creds::Creds,
     /// Open descriptors and what they refer to.
     pub fds: Vec<(i32, Vec<u8>)>,
     /// /proc/PID/maps lines.
@@ -522,8 +522,7 @@ impl Kernel {
             vm_size,
             vm_rss,
             start_ticks: (tg.start_time.duration_since(self.boot_time).as_millis() / 10) as u64,
-            uid: leader.as_ref().map(|t| t.creds.lock().unwrap().uid.real).unwrap_or(0),
-            gid: leader.as_ref().map(|t| t.creds.lock().unwrap().gid.real).unwrap_or(0),
+            creds: leader.as_ref().map(|t| t.creds.lock().unwrap().clone()).unwrap_or_default(),
             fds,
             maps,
         })

@@ -319,7 +319,7 @@ impl Server {
                 ProcessEntry {
                     pid: p.pid,
                     ppid: p.ppid,
-                    uid: p.uid,
+                    uid: p.creds.uid.effective,
                     state: p.state.to_string(),
                     start_ticks: p.start_ticks,
                     cmd: if cmd.is_empty() { p.comm } else { cmd },

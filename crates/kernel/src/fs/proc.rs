@@ -196,8 +196,9 @@ impl Node for Dir {
         let mut st = synthetic_stat(DEV_PROC, id, S_IFDIR | mode, 2, 0, time);
         if let (Some(p), Some(k)) = (owner, k) {
             let i = info(k, p)?;
-            st.st_uid = i.uid;
-            st.st_gid = i.gid;
+            // As in Linux: a process's directory belongs to its effective ids.
+            st.st_uid = i.creds.uid.effective;
+            st.st_gid = i.creds.gid.effective;
         }
         Ok(st)
     }
@@ -503,10 +504,13 @@ pub fn format_status(i: &ProcInfo, pid: i32, cpus: u32) -> String {
     let _ = writeln!(s, "Pid:\t{pid}");
     let _ = writeln!(s, "PPid:\t{}", i.ppid);
     let _ = writeln!(s, "TracerPid:\t0");
-    let _ = writeln!(s, "Uid:\t{0}\t{0}\t{0}\t{0}", i.uid);
-    let _ = writeln!(s, "Gid:\t{0}\t{0}\t{0}\t{0}", i.gid);
+    for (name, ids) in [("Uid", i.creds.uid), ("Gid", i.creds.gid)] {
+        let _ = writeln!(s, "{name}:\t{}\t{}\t{}\t{}", ids.real, ids.effective, ids.saved, ids.fs);
+    }
     let _ = writeln!(s, "FDSize:\t{}", i.fds.len().next_power_of_two().max(64));
-    let _ = writeln!(s, "Groups:\t");
+    // Linux ends the list with a space, even an empty one.
+    let groups: String = i.creds.groups.iter().map(|g| format!("{g} ")).collect();
+    let _ = writeln!(s, "Groups:\t{}", if groups.is_empty() { " ".into() } else { groups });
     let _ = writeln!(s, "NStgid:\t{}", i.pid);
     let _ = writeln!(s, "NSpid:\t{pid}");
     let _ = writeln!(s, "NSpgid:\t{}", i.pgid);
@@ -520,8 +524,10 @@ pub fn format_status(i: &ProcInfo, pid: i32, cpus: u32) -> String {
     for name in ["SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt"] {
         let _ = writeln!(s, "{name}:\t0000000000000000");
     }
-    for name in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
-        let _ = writeln!(s, "{name}:\t0000000000000000");
+    // Capabilities are all-or-nothing: effective uid 0 holds every one.
+    let held = if i.creds.privileged() { ALL_CAPS } else { 0 };
+    for (name, set) in [("CapInh", 0), ("CapPrm", held), ("CapEff", held), ("CapBnd", ALL_CAPS), ("CapAmb", 0)] {
+        let _ = writeln!(s, "{name}:\t{set:016x}");
     }
     let _ = writeln!(s, "Seccomp:\t0");
     let _ = writeln!(s, "Cpus_allowed_list:\t0-{}", cpus.max(1) - 1);
@@ -529,6 +535,9 @@ pub fn format_status(i: &ProcInfo, pid: i32, cpus: u32) -> String {
     let _ = writeln!(s, "nonvoluntary_ctxt_switches:\t0");
     s
 }
+
+/// Capabilities 0..=CAP_CHECKPOINT_RESTORE (40), as Linux 5.9+ lists them.
+const ALL_CAPS: u64 = (1 << 41) - 1;
 
 pub fn format_meminfo(total: u64, used: u64) -> String {
     let total_kb = total / 1024;
