@@ -668,8 +668,7 @@ mod tests {
             vm_size: 8 << 20,
             vm_rss: 1 << 20,
             start_ticks: 42,
-            uid: 0,
-            gid: 0,
+            creds: crate::creds::Creds::of(0, 0),
             fds: vec![(0, b"/dev/null".to_vec())],
             maps: String::new(),
         }
