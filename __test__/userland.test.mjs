@@ -532,6 +532,51 @@ print('child status', st)`),
     );
   });
 
+  test('scheduling attributes: nice values, policies and affinity follow Linux\'s rules', async () => {
+    const { outside } = await assertSameAsNative(
+      R,
+      py(`import errno, os
+def attempt(what, f):
+    try:
+        print(what, f(), flush=True)
+    except OSError as e:
+        print(what, errno.errorcode[e.errno], flush=True)
+attempt('nice', lambda: (os.nice(0), os.getpriority(os.PRIO_PROCESS, 0)))
+os.setpriority(os.PRIO_PROCESS, 0, 5)
+attempt('after setpriority 5', lambda: (os.getpriority(os.PRIO_PROCESS, 0), os.nice(2)))
+attempt('out of range is clamped', lambda: (os.setpriority(os.PRIO_PROCESS, 0, 40), os.getpriority(os.PRIO_PROCESS, 0)))
+os.setpriority(os.PRIO_PROCESS, 0, 3)
+attempt('bad which', lambda: os.getpriority(7, 0))
+attempt('no such process', lambda: os.getpriority(os.PRIO_PROCESS, 999999))
+pid = os.fork()
+if pid == 0:
+    attempt('child inherits', lambda: os.getpriority(os.PRIO_PROCESS, 0))
+    os.setresuid(65534, 65534, 65534)
+    attempt('unprivileged lowers its nice', lambda: os.setpriority(os.PRIO_PROCESS, 0, 0))
+    attempt('unprivileged raises its nice', lambda: (os.setpriority(os.PRIO_PROCESS, 0, 10), os.getpriority(os.PRIO_PROCESS, 0)))
+    attempt('unprivileged renices root', lambda: os.setpriority(os.PRIO_PROCESS, os.getppid(), 19))
+    attempt('unprivileged asks for SCHED_FIFO', lambda: os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10)))
+    attempt('user 65534 nice', lambda: os.getpriority(os.PRIO_USER, 65534))
+    os._exit(0)
+os.waitpid(pid, 0)
+attempt('ranges', lambda: (os.sched_get_priority_min(os.SCHED_RR), os.sched_get_priority_max(os.SCHED_FIFO), os.sched_get_priority_max(os.SCHED_OTHER)))
+attempt('bad policy range', lambda: os.sched_get_priority_max(42))
+attempt('policy', lambda: (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority))
+attempt('SCHED_BATCH with priority 5', lambda: os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(5)))
+attempt('SCHED_BATCH', lambda: (os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0)), os.sched_getscheduler(0)))
+attempt('SCHED_RR 3', lambda: (os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(3)), os.sched_getscheduler(0), os.sched_getparam(0).sched_priority, os.sched_rr_get_interval(0)))
+attempt('setparam 7', lambda: (os.sched_setparam(0, os.sched_param(7)), os.sched_getparam(0).sched_priority))
+os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+cpus = os.sched_getaffinity(0)
+attempt('affinity is every CPU', lambda: cpus == set(range(os.cpu_count())))
+attempt('affinity {0}', lambda: (os.sched_setaffinity(0, {0}), os.sched_getaffinity(0)))
+attempt('affinity of no CPU', lambda: os.sched_setaffinity(0, set()))`),
+    );
+    assert.match(outside.stdout, /^nice \(0, 0\)\nafter setpriority 5 \(5, 7\)\nout of range is clamped \(None, 19\)\n/);
+    assert.match(outside.stdout, /unprivileged lowers its nice EACCES\n.*\nunprivileged renices root EPERM\nunprivileged asks for SCHED_FIFO EPERM\n/);
+    assert.match(outside.stdout, /SCHED_RR 3 \(None, 2, 3, 0\.1\)\nsetparam 7 \(None, 7\)\n/);
+  });
+
   test('CPU-time interval timers and resource usage', async () => {
     const { outside } = await assertSameAsNative(
       R,

@@ -611,6 +611,7 @@ impl Task {
             exit_requested: AtomicBool::new(false),
             clear_child_tid: AtomicU64::new(0),
             robust_list: AtomicU64::new(0),
+            sched: Mutex::new(Default::default()),
             creds: Mutex::new(crate::creds::Creds::default()),
             times: Default::default(),
             comm: Mutex::new([0; 16]),

@@ -119,6 +119,8 @@ pub struct Task {
     pub times: crate::time::CpuTimes,
     /// User and group ids (per thread, as in Linux; inherited by clone).
     pub creds: Mutex<crate::creds::Creds>,
+    /// Nice value and scheduling policy (inherited by clone).
+    pub sched: Mutex<crate::syscalls::sys_sched::SchedAttrs>,
     /// set_robust_list(2): the head of the thread's robust futex list.
     pub robust_list: AtomicU64,
     pub comm: Mutex<[u8; 16]>,

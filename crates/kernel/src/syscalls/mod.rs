@@ -25,6 +25,7 @@ pub mod sys_eventfd;
 pub mod sys_timerfd;
 pub mod sys_signalfd;
 pub mod sys_select;
+pub mod sys_sched;
 pub mod strace;
 
 pub type Args = [u64; 6];
@@ -88,6 +89,7 @@ fn families() -> Vec<&'static [Entry]> {
         sys_timerfd::SYSCALLS,
         sys_signalfd::SYSCALLS,
         sys_select::SYSCALLS,
+        sys_sched::SYSCALLS,
     ]
 }
 

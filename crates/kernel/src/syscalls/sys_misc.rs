@@ -40,8 +40,6 @@ pub const SYSCALLS: &[Entry] = &[
     sys!(SETFSUID, sys_setfsuid, [Int]),
     sys!(SETFSGID, sys_setfsgid, [Int]),
     sys!(SYSINFO, sys_sysinfo, [Hex]),
-    sys!(SCHED_YIELD, sys_sched_yield, []),
-    sys!(SCHED_GETAFFINITY, sys_sched_getaffinity, [Int, Int, Hex]),
     sys!(GETCPU, sys_getcpu, [Hex, Hex, Hex]),
     sys!(TIMES, sys_times, [Hex], partial "CPU time as the sentry accounts it: user = time in application code, system = time serving it"),
     sys!(GETRUSAGE, sys_getrusage, [Int, Hex], partial "CPU times as the sentry accounts them; the other counters are zero"),
@@ -305,26 +303,6 @@ fn sys_sysinfo(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     };
     t.write_obj(a[0], &info)?;
     Ok(0)
-}
-
-fn sys_sched_yield(_t: &mut TaskCtx, _a: &Args) -> SysResult<u64> {
-    std::thread::yield_now();
-    Ok(0)
-}
-
-fn sys_sched_getaffinity(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
-    let len = a[1] as usize;
-    let cpus = t.kernel().config.cpus as usize;
-    let need = cpus.div_ceil(64) * 8;
-    if len < need || len % 8 != 0 {
-        return Err(Errno::EINVAL);
-    }
-    let mut mask = vec![0u8; need];
-    for c in 0..cpus {
-        mask[c / 8] |= 1 << (c % 8);
-    }
-    t.copy_out(a[2], &mask)?;
-    Ok(need as u64)
 }
 
 fn sys_getcpu(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
