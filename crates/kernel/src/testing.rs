@@ -62,8 +62,18 @@ fn dev_null() -> OwnedFd {
 /// Boots a sentry over `root` on the ptrace platform and runs `argv` as
 /// init with stdio on /dev/null; returns its exit status.
 pub fn run_in_process(root: &Path, argv: &[&str]) -> Result<crate::task::ExitStatus, String> {
+    run_in_process_on("ptrace", root, argv)
+}
+
+/// Like [`run_in_process`] on the platform named `platform` ("ptrace" or
+/// "kvm").
+pub fn run_in_process_on(platform: &str, root: &Path, argv: &[&str]) -> Result<crate::task::ExitStatus, String> {
     let memfile = Arc::new(memfile::MemoryFile::new(1 << 30).map_err(|e| e.to_string())?);
-    let platform = Arc::new(platform::ptrace::PtracePlatform::new(memfile.fd()).map_err(|e| e.to_string())?);
+    let platform: Arc<dyn platform::Platform> = match platform {
+        "ptrace" => Arc::new(platform::ptrace::PtracePlatform::new(memfile.fd()).map_err(|e| e.to_string())?),
+        "kvm" => Arc::new(platform::kvm::KvmPlatform::new(memfile.clone()).map_err(|e| e.to_string())?),
+        other => return Err(format!("unknown platform {other:?}")),
+    };
     let root_fd = nix::fcntl::open(root, nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()).map_err(|e| e.to_string())?;
     // SAFETY: open just returned this descriptor.
     let root_fd = unsafe { OwnedFd::from_raw_fd(root_fd) };

@@ -49,23 +49,13 @@ fn unusable(what: &str, e: impl std::fmt::Display) -> PlatformError {
     PlatformError::Unusable(format!("kvm: {what}: {e}"))
 }
 
-/// `xgetbv(0)`, or 0 when the OS has not enabled XSAVE.
-fn host_xcr0() -> u64 {
-    let c = std::arch::x86_64::__cpuid(1);
-    if c.ecx & (1 << 27) == 0 {
-        return 0; // OSXSAVE clear
-    }
-    // SAFETY: OSXSAVE is set, so XGETBV with ECX=0 is valid in user mode.
-    unsafe { std::arch::x86_64::_xgetbv(0) }
-}
-
 /// Size of a standard-format XSAVE image holding the components of `xcr0`.
 fn xsave_size(xcr0: u64) -> usize {
     let mut size = if xcr0 != 0 { crate::FXSAVE_SIZE + 64 } else { crate::FXSAVE_SIZE };
     for i in 2..63 {
         if xcr0 & (1 << i) != 0 {
-            let c = std::arch::x86_64::__cpuid_count(0xd, i);
-            size = size.max((c.ebx + c.eax) as usize);
+            let (off, len) = crate::xsave_component(i);
+            size = size.max(off + len);
         }
     }
     size
@@ -109,7 +99,7 @@ impl Vm {
                 kvm_xcr0 = e.eax as u64 | ((e.edx as u64) << 32);
             }
         }
-        let xcr0 = host_xcr0() & kvm_xcr0;
+        let xcr0 = crate::host_xcr0() & kvm_xcr0;
         let xsave_size = xsave_size(xcr0).min(4096);
 
         let region = mf.allocate(REGION_SIZE).map_err(|e| unusable("ring-0 region", e))?;
