@@ -5,8 +5,8 @@ import { ControlChannel, Request, Response } from './control';
 import { addon, sandboxBinary, ExitStatus } from './native';
 import type { RuntimeSpec } from './spec';
 
-export const PLATFORMS = ['auto', 'kvm', 'ptrace'] as const;
-export type Platform = (typeof PLATFORMS)[number];
+import { checkPlatform, type Platform } from './platform';
+export { PLATFORMS, type Platform } from './platform';
 
 import { VeilError } from './errors';
 export { VeilError };
@@ -33,6 +33,7 @@ export class Sandbox {
   }
 
   static spawn(options: SandboxOptions): Sandbox {
+    checkPlatform(options.platform);
     const args = ['boot', '--platform', options.platform];
     if (options.strace) args.push('--strace');
     if (options.debug) args.push('--debug');
@@ -166,6 +167,7 @@ export interface DaemonOptions {
 
 /** Starts `veil-sandbox boot` detached from the CLI; returns its pid. */
 export function spawnDaemon(options: DaemonOptions): number {
+  checkPlatform(options.platform);
   const args = ['boot', '--platform', options.platform];
   if (options.strace) args.push('--strace');
   if (options.debug) args.push('--debug');

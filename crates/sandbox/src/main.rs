@@ -1,7 +1,9 @@
 //! `veil-sandbox`: the sandbox process.
 //!
 //! `veil-sandbox boot …` builds the sentry from the spec and serves the
-//! control socket; `veil-sandbox syscalls` prints the syscall support table.
+//! control socket; `veil-sandbox syscalls` prints the syscall support table;
+//! `veil-sandbox platform NAME` builds platform NAME as `boot` would and
+//! prints the one chosen (or why none can be, exit status 125).
 
 mod args;
 mod boot;
@@ -21,12 +23,22 @@ fn main() -> ExitCode {
                 ExitCode::from(125)
             }
         },
+        Some("platform") if argv.len() == 2 => match platforms::probe(&argv[1]) {
+            Ok(chosen) => {
+                println!("{chosen}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(125)
+            }
+        },
         Some("syscalls") => {
             print!("{}", kernel::syscalls::report());
             ExitCode::SUCCESS
         }
         _ => {
-            eprintln!("usage: veil-sandbox boot --control-fd N --spec-fd N --stdio-fds I,O,E [--platform auto|kvm|ptrace] [--strace] [--debug] [--die-with-parent] [--cpus N] [--total-memory BYTES] [--max-tasks N]\n       veil-sandbox syscalls");
+            eprintln!("usage: veil-sandbox boot --control-fd N --spec-fd N --stdio-fds I,O,E [--platform auto|kvm|ptrace] [--strace] [--debug] [--die-with-parent] [--cpus N] [--total-memory BYTES] [--max-tasks N]\n       veil-sandbox syscalls\n       veil-sandbox platform auto|kvm|ptrace");
             ExitCode::from(2)
         }
     }

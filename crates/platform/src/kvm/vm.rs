@@ -70,8 +70,10 @@ impl Vm {
             Some(fd) => unsafe { Kvm::from_raw_fd(fd) },
             None => Kvm::new().map_err(|e| unusable("cannot open /dev/kvm", e))?,
         };
-        if kvm.get_api_version() != 12 {
-            return Err(unusable("unsupported API version", kvm.get_api_version()));
+        match kvm.get_api_version() {
+            12 => {}
+            v if v < 0 => return Err(unusable("KVM_GET_API_VERSION failed (not a KVM device?)", std::io::Error::last_os_error())),
+            v => return Err(unusable("unsupported API version", v)),
         }
         for (cap, name) in [(Cap::UserMemory, "KVM_CAP_USER_MEMORY"), (Cap::ImmediateExit, "KVM_CAP_IMMEDIATE_EXIT")] {
             if !kvm.check_extension(cap) {
