@@ -94,14 +94,18 @@ impl KvmContext {
             Ok(Exit::Syscall)
         };
         if port == SYSCALL_PORT {
-            // `syscall` reached the LSTAR stub in ring 0: RCX/R11 hold the
-            // return RIP and RFLAGS, RSP is still the application's.
+            // `syscall` reached the LSTAR stub: RCX/R11 hold the return RIP
+            // and RFLAGS, RSP is still the application's. In ring 0 on
+            // bare metal; in ring 3 where the host's `syscall` does not
+            // change rings, and then the next entry only sets registers.
             from_kvm(&k, &mut cpu.regs);
             cpu.regs.rip = k.rcx;
             cpu.regs.eflags = k.r11;
             (cpu.regs.fs_base, cpu.regs.gs_base) = bases;
+            v.user_mode = v.cpl()? == 3;
             return syscall(cpu);
         }
+        v.user_mode = false;
         if port == SPURIOUS_PORT || port >= 32 {
             return Err(PlatformError::Unusable(format!("kvm: unexpected exit through port {port:#x}")));
         }
@@ -137,9 +141,10 @@ impl KvmContext {
         (cpu.regs.fs_base, cpu.regs.gs_base) = bases;
 
         Ok(match vector {
-            PF_VECTOR if rip == ring0::LSTAR => {
-                // A nested host ran `syscall` without switching to ring 0:
-                // the fetch of the supervisor-only LSTAR stub faulted.
+            PF_VECTOR | 13 if rip == ring0::LSTAR => {
+                // `syscall` reached LSTAR in ring 3 on a host that keeps the
+                // syscall page from ring 3 (#PF) or refuses the `out` there
+                // (#GP).
                 cpu.regs.rip = k.rcx;
                 cpu.regs.eflags = k.r11;
                 return syscall(cpu);

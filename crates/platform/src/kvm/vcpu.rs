@@ -135,6 +135,10 @@ pub struct Vcpu {
     /// The vCPU is not in ring 0 at a stub (fresh, reused, or interrupted in
     /// ring 3): the next entry installs `sregs` first.
     pub need_sregs: bool,
+    /// The vCPU stopped in ring 3 on the syscall page (a host whose
+    /// `syscall` does not change rings): the next entry, unless it must also
+    /// flush or change FS/GS bases, just sets the application's registers.
+    pub user_mode: bool,
     /// The FS/GS bases in `sregs` as last installed.
     installed_bases: (u64, u64),
     /// The address space whose CR3 the vCPU holds, and its generation at
@@ -235,6 +239,7 @@ impl Vcpu {
             sync_regs: vm.sync_regs,
             sregs,
             need_sregs: true,
+            user_mode: false,
             installed_bases: (0, 0),
             as_id: 0,
             gen: u64::MAX,
@@ -248,6 +253,7 @@ impl Vcpu {
 
     pub fn reset_for_reuse(&mut self) {
         self.need_sregs = true;
+        self.user_mode = false;
         self.as_id = 0;
         self.gen = u64::MAX;
         self.as_weak = None;
@@ -276,6 +282,11 @@ impl Vcpu {
         vm.mf.write(self.page_gpa + (va - self.page_va), &b);
     }
 
+    /// The vCPU's current privilege level (0 or 3).
+    pub fn cpl(&self) -> Result<u8> {
+        Ok((self.fd.get_sregs().map_err(host("KVM_GET_SREGS"))?.cs.selector & 3) as u8)
+    }
+
     /// The vCPU's general registers after an exit.
     pub fn regs(&self) -> Result<kvm_regs> {
         if self.sync_regs {
@@ -299,6 +310,17 @@ impl Vcpu {
     /// loading `cr3` (and so flushing the TLB) first when `flush`.
     pub fn install(&mut self, vm: &Vm, regs: &Regs, cr3: u64, flush: bool) -> Result<()> {
         let bases = (regs.fs_base, regs.gs_base);
+        let rflags = (regs.eflags & USER_FLAGS) | FIXED_FLAGS;
+        if self.user_mode {
+            self.user_mode = false;
+            if !flush && !self.need_sregs && bases == self.installed_bases {
+                // Already in ring 3 on this address space: nothing to do
+                // in ring 0.
+                return self.set_regs(&kvm_regs { rflags, ..to_kvm(regs) });
+            }
+            // Back to ring 0 (SET_SREGS) for the resume code.
+            self.need_sregs = true;
+        }
         if self.need_sregs || bases != self.installed_bases {
             self.sregs.fs.base = bases.0;
             self.sregs.gs.base = bases.1;
@@ -308,7 +330,6 @@ impl Vcpu {
             self.need_sregs = false;
         }
         let top = self.stack_top();
-        let rflags = (regs.eflags & USER_FLAGS) | FIXED_FLAGS;
         // The IRET frame: RIP, CS, RFLAGS, RSP, SS.
         self.write_stack(vm, top - 40, &[regs.rip, USER_CS as u64, rflags, regs.rsp, USER_DS as u64]);
         let mut k = to_kvm(regs);

@@ -106,7 +106,7 @@ impl Vm {
 
         let region = mf.allocate(REGION_SIZE).map_err(|e| unusable("ring-0 region", e))?;
         let gb_pages = cpuid.as_slice().iter().any(|e| e.function == 0x8000_0001 && e.edx & (1 << 26) != 0);
-        let kernel = match KernelTables::new(&mf, region.start, 2, gb_pages) {
+        let kernel = match KernelTables::new(&mf, region.start, gb_pages) {
             Ok(k) => k,
             Err(e) => {
                 mf.free(region);
@@ -117,6 +117,7 @@ impl Vm {
         mf.write(region.start, &ring0::gdt_page(first_tss));
         mf.write(region.start + PAGE, &ring0::idt_page());
         mf.write(region.start + 2 * PAGE, &ring0::code_page());
+        mf.write(region.start + SYSCALL_PAGE * PAGE, &ring0::syscall_page());
 
         let max_vcpus = (kvm.get_max_vcpus() as u64).min(MAX_VCPUS);
         let sync_regs = kvm.check_extension(Cap::SyncRegs);
