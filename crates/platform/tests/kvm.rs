@@ -269,6 +269,28 @@ fn general_protection_is_sigsegv_and_int_n_too() {
 }
 
 #[test]
+fn io_by_the_application_is_sigsegv_whatever_the_port() {
+    // out 14, al (the page-fault stub's port); out 0x80, al (the syscall
+    // stub's, which ring 3 may use); in al, 0x80; then a syscall, to show
+    // the vCPU carries on.
+    let code = [0xe6, 14, 0xe6, 0x80, 0xe4, 0x80, 0x0f, 0x05];
+    let Some((f, _, _)) = Fixture::new(&code) else { return };
+    let mut cpu = f.cpu();
+    let segv = Exit::Signal(SignalInfo { signo: libc::SIGSEGV, code: 0x80, addr: 0 });
+    assert_eq!(f.switch(&mut cpu), segv);
+    assert_eq!(cpu.regs.rip, CODE, "rip at the out");
+    cpu.regs.rip += 2;
+    assert_eq!(f.switch(&mut cpu), segv);
+    assert_eq!(cpu.regs.rip, CODE + 2);
+    cpu.regs.rip += 2;
+    assert_eq!(f.switch(&mut cpu), segv);
+    assert_eq!(cpu.regs.rip, CODE + 4);
+    cpu.regs.rip += 2;
+    assert_eq!(f.switch(&mut cpu), Exit::Syscall);
+    assert_eq!(cpu.regs.rip, CODE + 8);
+}
+
+#[test]
 fn single_step_is_trap_trace() {
     let Some((f, _, _)) = Fixture::new(&[0x90, 0x90, INT3]) else { return };
     let mut cpu = f.cpu();

@@ -187,8 +187,8 @@ pub fn gdt_page(tss: u64) -> Vec<u8> {
         segment(0xfb, 0xc), // 0x23 user32 code: DPL3; G, D
         segment(0xf3, 0xc), // 0x2b user data: DPL3; G, D
         segment(0xfb, 0xa), // 0x33 user code: DPL3; G, L
-        // 0x38 TSS (64-bit available TSS, type 9), limit 0x67.
-        0x67 | ((tss & 0xff_ffff) << 16) | (0x89 << 40) | (((tss >> 24) & 0xff) << 56),
+        // 0x38 TSS (64-bit available TSS, type 9), limit TSS_LIMIT.
+        TSS_LIMIT as u64 | ((tss & 0xff_ffff) << 16) | (0x89 << 40) | (((tss >> 24) & 0xff) << 56),
         tss >> 32,
     ];
     let mut page = vec![0u8; PAGE as usize];
@@ -225,13 +225,25 @@ pub fn idt_page() -> Vec<u8> {
     page
 }
 
-/// Size of a TSS without I/O bitmap.
-pub const TSS_LIMIT: u32 = 0x67;
+/// Where the I/O permission bitmap starts in the TSS (right after it).
+const IOMAP: usize = 0x68;
+/// The bitmap covers ports 0..=SYSCALL_PORT|7 (one byte per 8 ports) plus
+/// the byte after, which the CPU also reads for a port in the last byte.
+const IOMAP_LEN: usize = SYSCALL_PORT as usize / 8 + 2;
+/// Bytes of a vCPU page the TSS and its bitmap take.
+pub const TSS_SIZE: u64 = (IOMAP + IOMAP_LEN) as u64;
+pub const TSS_LIMIT: u32 = TSS_SIZE as u32 - 1;
 
-/// Writes vCPU `i`'s TSS (RSP0 = its page end; no I/O bitmap, so every port
-/// is denied to ring 3) into `page`.
+/// Writes vCPU `i`'s TSS (RSP0 = its page end) into `page`, with an I/O
+/// bitmap that lets ring 3 use one port, `SYSCALL_PORT`: the LSTAR stub's
+/// `out` where `syscall` does not change rings. Every other port is denied
+/// (#GP); the sentry also refuses an `out 0x80` the application runs itself
+/// (see `KvmContext::classify`).
 pub fn write_tss(page: &mut [u8], rsp0: u64) {
-    page[..0x68].fill(0);
+    page[..TSS_SIZE as usize].fill(0);
     page[4..12].copy_from_slice(&rsp0.to_le_bytes());
-    page[0x66..0x68].copy_from_slice(&0x68u16.to_le_bytes());
+    page[0x66..0x68].copy_from_slice(&(IOMAP as u16).to_le_bytes());
+    let map = &mut page[IOMAP..IOMAP + IOMAP_LEN];
+    map.fill(0xff);
+    map[SYSCALL_PORT as usize / 8] &= !(1 << (SYSCALL_PORT % 8));
 }

@@ -114,8 +114,12 @@ impl Kick {
 #[derive(Debug)]
 pub enum RunExit {
     /// `out` to this port from a ring-0 stub (an exception vector, or
-    /// `SYSCALL_PORT` / `SPURIOUS_PORT`).
+    /// `SPURIOUS_PORT`) or from the LSTAR stub (`SYSCALL_PORT`); or an `out`
+    /// on `SYSCALL_PORT` by the application itself.
     Port(u16),
+    /// `in` from this port: only the application runs `in` (on the one port
+    /// ring 3 may use).
+    PortIn(u16),
     /// A signal or `immediate_exit`.
     Intr,
     /// Triple fault.
@@ -177,7 +181,7 @@ impl Vcpu {
 
         let page_gpa = vm.region.start + vcpu_page_offset(index);
         let page_va = KERNEL_BASE + vcpu_page_offset(index);
-        let mut tss = vec![0u8; 0x68];
+        let mut tss = vec![0u8; ring0::TSS_SIZE as usize];
         ring0::write_tss(&mut tss, page_va + PAGE);
         vm.mf.write(page_gpa, &tss);
 
@@ -266,7 +270,7 @@ impl Vcpu {
 
     /// Reads a word of the ring-0 stack page at guest address `va`.
     pub fn read_stack(&self, vm: &Vm, va: u64) -> Option<u64> {
-        if va < self.page_va + 0x68 || va + 8 > self.page_va + PAGE {
+        if va < self.page_va + ring0::TSS_SIZE || va + 8 > self.page_va + PAGE {
             return None;
         }
         let mut b = [0u8; 8];
@@ -391,6 +395,7 @@ impl Vcpu {
     pub fn run(&mut self) -> RunExit {
         match self.fd.run() {
             Ok(VcpuExit::IoOut(port, _)) => RunExit::Port(port),
+            Ok(VcpuExit::IoIn(port, _)) => RunExit::PortIn(port),
             Ok(VcpuExit::Intr) => RunExit::Intr,
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => RunExit::Intr,
             Ok(VcpuExit::Shutdown) => RunExit::Shutdown,
