@@ -8,6 +8,7 @@
 mod args;
 mod boot;
 mod platforms;
+mod pod;
 mod server;
 mod spec;
 

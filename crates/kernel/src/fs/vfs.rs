@@ -105,6 +105,8 @@ impl Location {
 /// A process's view of the tree: root, working directory and umask.
 #[derive(Clone)]
 pub struct FsContext {
+    /// The mount namespace: the container's mount tree.
+    pub vfs: Arc<Vfs>,
     pub root: Location,
     pub cwd: Location,
     pub umask: u32,
@@ -158,6 +160,18 @@ impl Vfs {
     /// at /proc, dev at /dev (with a tmpfs at /dev/shm and devpts at
     /// /dev/pts) and sys at /sys. `memfile` holds every tmpfs's data.
     pub fn new(root: OwnedFd, mode: RootMode, memfile: Arc<MemoryFile>) -> SysResult<Arc<Vfs>> {
+        let memfd_fs = TmpFs::new(&memfile, DEV_MEMFD, 1);
+        Self::build(root, mode, memfile, memfd_fs, devpts::DevPts::new())
+    }
+
+    /// Another container's mount tree over the host directory `root`: its
+    /// own root, proc, dev and sys, sharing this tree's pseudo-terminals
+    /// and memfds (one sandbox, one set of those).
+    pub fn sibling(&self, root: OwnedFd, mode: RootMode) -> SysResult<Arc<Vfs>> {
+        Self::build(root, mode, self.memfile.clone(), self.memfd_fs.clone(), self.devpts.clone())
+    }
+
+    fn build(root: OwnedFd, mode: RootMode, memfile: Arc<MemoryFile>, memfd_fs: Arc<TmpFs>, devpts: Arc<devpts::DevPts>) -> SysResult<Arc<Vfs>> {
         let readonly = mode == RootMode::ReadOnly;
         let host_root = host::HostFs::new_root(root, true, DEV_ROOT)?;
         let (root_node, fs_type, source): (Arc<dyn Node>, &'static str, &'static str) = match mode {
@@ -176,9 +190,9 @@ impl Vfs {
             mounts: Mutex::new(vec![root_mount.clone()]),
             anon,
             next_ino: AtomicU64::new(1 << 40),
-            memfd_fs: TmpFs::new(&memfile, DEV_MEMFD, 1),
+            memfd_fs,
             memfile: memfile.clone(),
-            devpts: devpts::DevPts::new(),
+            devpts,
         };
         let root_loc = vfs.root();
         vfs.mount_on(&root_loc, b"proc", "proc", "proc", proc::root())?;
@@ -498,7 +512,7 @@ fn status_flags(flags: u32) -> u32 {
 
 impl FsContext {
     pub fn new(vfs: &Arc<Vfs>) -> FsContext {
-        FsContext { root: vfs.root(), cwd: vfs.root(), umask: 0o022 }
+        FsContext { vfs: vfs.clone(), root: vfs.root(), cwd: vfs.root(), umask: 0o022 }
     }
 }
 
@@ -506,7 +520,7 @@ impl FsContext {
 /// file with an execute bit) and returns it with its absolute path.
 pub fn open_exec(kernel: &Arc<Kernel>, fs: &FsContext, caller_tgid: i32, path: &[u8]) -> SysResult<(Arc<OpenFile>, Vec<u8>)> {
     let c = Caller::new(kernel, caller_tgid, caller_tgid);
-    let loc = kernel.vfs.resolve(&c, &fs.root, &fs.cwd, path, Follow::Yes)?;
+    let loc = fs.vfs.resolve(&c, &fs.root, &fs.cwd, path, Follow::Yes)?;
     let st = loc.stat(&c)?;
     if st.st_mode & S_IFMT != S_IFREG || !c.creds().may_access(&st, 0o1) {
         return Err(Errno::EACCES);
@@ -519,7 +533,7 @@ pub fn open_exec(kernel: &Arc<Kernel>, fs: &FsContext, caller_tgid: i32, path: &
 /// Changes `fs.cwd` to `path` (ENOTDIR, ENOENT…).
 pub fn chdir(kernel: &Arc<Kernel>, fs: &mut FsContext, caller_tgid: i32, path: &[u8]) -> SysResult<()> {
     let c = Caller::new(kernel, caller_tgid, caller_tgid);
-    let loc = kernel.vfs.resolve(&c, &fs.root, &fs.cwd, path, Follow::Yes)?;
+    let loc = fs.vfs.resolve(&c, &fs.root, &fs.cwd, path, Follow::Yes)?;
     if !loc.is_dir() {
         return Err(Errno::ENOTDIR);
     }
