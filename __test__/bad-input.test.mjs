@@ -1,8 +1,9 @@
 // Issue 2, item 7: bad input fails with one line naming the problem, and
 // leaves nothing behind.
 
+import assert from 'node:assert/strict';
 import { afterEach, beforeEach, test } from 'node:test';
-import { assertNothingLeft, assertOneLineError, busybox, startWatching, veil, veilDo } from './helpers.mjs';
+import { assertNothingLeft, assertOneLineError, busybox, platformUnusable, startWatching, veil, veilDo } from './helpers.mjs';
 
 beforeEach(startWatching);
 afterEach(assertNothingLeft);
@@ -27,6 +28,31 @@ test('a file that is not an ELF executable', async () => {
 test('an unknown platform', async () => {
   assertOneLineError(await veil(['do', '--platform', 'quantum', '--', busybox, 'true']), /quantum.*ptrace/);
   assertOneLineError(await veil(['--platform', 'quantum', 'do', '--', busybox, 'true']), /quantum.*ptrace/);
+});
+
+// /dev/kvm hidden behind /dev/null in a private mount namespace (needs root).
+const withoutKvm = ['unshare', '-m', 'sh', '-c', 'mount --bind /dev/null /dev/kvm && exec "$@"', 'sh'];
+const canHideKvm = process.getuid() === 0;
+
+test('--platform kvm without a usable /dev/kvm', { skip: !canHideKvm && 'needs root to hide /dev/kvm' }, async () => {
+  assertOneLineError(await veil(['do', '--platform', 'kvm', '--', busybox, 'true'], { wrap: withoutKvm }), /kvm platform unusable: .*KVM/);
+  assertOneLineError(await veil(['do', '--', busybox, 'true'], { wrap: withoutKvm, env: { VEIL_PLATFORM: 'kvm' } }), /kvm platform unusable/);
+});
+
+test('the default platform falls back to ptrace without a usable /dev/kvm, and --debug says why', { skip: !canHideKvm && 'needs root to hide /dev/kvm' }, async () => {
+  const r = await veil(['do', '--debug', '--', busybox, 'echo', 'hi'], { wrap: withoutKvm, env: { VEIL_PLATFORM: '' } });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, 'hi\n');
+  assert.match(r.stderr, /on platform ptrace/);
+  assert.match(r.stderr, /auto chose ptrace: kvm platform unusable/);
+});
+
+test('the default platform is kvm where /dev/kvm works, and --debug says so', { skip: platformUnusable('kvm') ?? false }, async () => {
+  const r = await veil(['do', '--debug', '--', busybox, 'echo', 'hi'], { env: { VEIL_PLATFORM: '' } });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, 'hi\n');
+  assert.match(r.stderr, /on platform kvm/);
+  assert.match(r.stderr, /auto chose kvm/);
 });
 
 test('an unknown flag', async () => {

@@ -1,10 +1,11 @@
 // Shared by the end-to-end tests: runs the real CLI (dist/cli.js) against
 // the real veil-sandbox, and checks that nothing is left behind.
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { constants as osConstants, tmpdir } from 'node:os';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
@@ -93,6 +94,18 @@ export function veil(args, { input, keepStdinOpen = false, onSpawn, timeoutMs = 
     });
     onSpawn?.(child);
   });
+}
+
+/**
+ * Why `platform` cannot run here, or null when it can (veil-sandbox builds
+ * it as `boot` would). The platform the tests run on is $VEIL_PLATFORM
+ * (scripts/e2e-matrix.mjs sets it), the CLI's default.
+ */
+export function platformUnusable(platform) {
+  const { sandboxBinary } = createRequire(import.meta.url)('../dist/native.js');
+  const r = spawnSync(sandboxBinary(), ['platform', platform], { encoding: 'utf8' });
+  if (r.error) return r.error.message;
+  return r.status === 0 ? null : r.stderr.trim() || `status ${r.status}`;
 }
 
 /** `veil do -- ARGS…` */

@@ -58,6 +58,20 @@ describe('bash scripts', { skip }, () => {
     assert.equal(outside.stdout, 'outer\n/etc\nsub=7\nin-1\nout-unset\n42\n/\n/usr/lib\n/\n');
   });
 
+  test('a big command substitution in a here-document, while SIGCHLD arrives', async () => {
+    // The child's exit signals bash while glibc's memmove holds the head of
+    // the growing buffer in a vector register: the signal frame must give
+    // it back (it used to come back zeroed, and the expansion empty).
+    const { outside } = await assertBashSameAsNative(
+      R,
+      `for i in 1 2 3 4 5 6 7 8; do wc -l <<EOF
+$(seq 1 20000)
+EOF
+       done | sort | uniq -c`,
+    );
+    assert.equal(outside.stdout, '      8 20000\n');
+  });
+
   test('trap … EXIT', async () => {
     const { outside } = await assertBashSameAsNative(
       R,

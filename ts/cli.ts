@@ -6,7 +6,7 @@
 import yargs from 'yargs';
 import type { Argv } from 'yargs';
 
-const PLATFORMS = ['auto', 'kvm', 'ptrace'];
+import { PLATFORMS, defaultPlatform } from './platform';
 
 /** Prints the one-line error every failure ends in (logged too, with --log) and exits non-zero. */
 function fail(message: string, status = 1): never {
@@ -85,7 +85,7 @@ async function runForeground(
   argv: { platform: string; strace: boolean; debug: boolean },
   spec: import('./spec').RuntimeSpec,
 ): Promise<never> {
-  if (!PLATFORMS.includes(argv.platform)) {
+  if (!(PLATFORMS as readonly string[]).includes(argv.platform)) {
     fail(`unknown platform "${argv.platform}" (valid platforms: ${PLATFORMS.join(', ')})`);
   }
   const { runInSandbox, VeilError } = await import('./sandbox');
@@ -123,7 +123,7 @@ function globalFlags(cli: Argv) {
     .option('log', { type: 'string', describe: 'write the debug log to this file (default: stderr)' })
     .option('log-format', { choices: ['text', 'json'] as const, default: 'text' as const, describe: 'debug log format' })
     .option('debug', { type: 'boolean', default: false, describe: 'log what veil and the sandbox do' })
-    .option('platform', { type: 'string', default: 'auto', describe: `how application code runs: ${PLATFORMS.join(', ')} (auto: ptrace for now; kvm is opt-in)` })
+    .option('platform', { type: 'string', default: defaultPlatform(), describe: `how application code runs: ${PLATFORMS.join(', ')} (auto: kvm where /dev/kvm works, else ptrace; default $VEIL_PLATFORM or auto)` })
     .option('strace', { type: 'boolean', default: false, describe: "print each application system call as the sentry serves it" })
     .option('network', { choices: ['none', 'sandbox', 'host'] as const, default: 'sandbox' as const, describe: 'network of the sandbox (only a loopback-less "none"-like sandbox today)' })
     .option('systemd-cgroup', { type: 'boolean', default: false, describe: 'accepted: cgroupsPath "slice:prefix:name" is placed below the slice' })

@@ -8,8 +8,8 @@ import type { OciSpec } from './oci';
 import { goferOomScoreAdj, setOomScoreAdj } from './oom';
 import type { RuntimeSpec } from './spec';
 
-export const PLATFORMS = ['auto', 'kvm', 'ptrace'] as const;
-export type Platform = (typeof PLATFORMS)[number];
+import { checkPlatform, type Platform } from './platform';
+export { PLATFORMS, type Platform } from './platform';
 
 import { VeilError } from './errors';
 export { VeilError };
@@ -36,6 +36,7 @@ export class Sandbox {
   }
 
   static spawn(options: SandboxOptions): Sandbox {
+    checkPlatform(options.platform);
     const args = ['boot', '--platform', options.platform];
     if (options.strace) args.push('--strace');
     if (options.debug) args.push('--debug');
@@ -219,6 +220,7 @@ export interface DaemonOptions {
 
 /** Starts `veil-sandbox boot` detached from the CLI; returns its pid. */
 export function spawnDaemon(options: DaemonOptions): number {
+  checkPlatform(options.platform);
   const args = ['boot', '--platform', options.platform];
   if (options.strace) args.push('--strace');
   if (options.debug) args.push('--debug');

@@ -7,6 +7,7 @@
 //! memory file, so the same code serves every platform.
 
 pub mod container;
+mod fpframe;
 pub mod fs;
 pub mod creds;
 pub mod kernel;

@@ -1,6 +1,7 @@
 //! POSIX signals: pending sets, sending, and delivery to the application
 //! through an x86-64 `rt_sigframe`, as Linux lays it out.
 
+use crate::fpframe;
 use crate::task::{ExitStatus, Task, TaskCtx, ThreadGroup};
 use crate::Kernel;
 use abi::signal::{self, code, default_action, DefaultAction, SigSet};
@@ -220,7 +221,6 @@ pub enum Disposition {
 
 const FRAME_SIZE: u64 = 8 + UCONTEXT_SIZE + 128;
 const UCONTEXT_SIZE: u64 = 304;
-const FPSTATE_SIZE: u64 = 512;
 
 /// Delivers pending signals: runs default actions, or builds one handler
 /// frame. `restart` is the interrupted system call's errno, if any, so the
@@ -399,18 +399,16 @@ fn setup_frame(t: &mut TaskCtx, info: &Siginfo, act: &KSigaction) -> Result<(), 
     } else {
         regs.rsp - 128
     };
-    sp = (sp - FPSTATE_SIZE) & !63;
+    sp = (sp - fpframe::frame_size(&t.cpu.fp)) & !63;
     let fp_addr = sp;
     sp = ((sp - FRAME_SIZE) & !15) - 8;
     let frame = sp;
 
-    let mut fp = t.cpu.fp.bytes[..FPSTATE_SIZE as usize].to_vec();
-    fp[464..512].fill(0);
-    t.copy_out(fp_addr, &fp)?;
+    t.copy_out(fp_addr, &fpframe::encode(&t.cpu.fp))?;
 
     let mut uc = Vec::with_capacity(UCONTEXT_SIZE as usize);
     let w = |v: &mut Vec<u8>, x: u64| v.extend_from_slice(&x.to_le_bytes());
-    w(&mut uc, 0); // uc_flags
+    w(&mut uc, if t.cpu.fp.is_xsave() { fpframe::UC_FP_XSTATE } else { 0 }); // uc_flags
     w(&mut uc, 0); // uc_link
     w(&mut uc, alt.ss_sp);
     w(&mut uc, if on_alt { 1 } else if alt.ss_size == 0 { 2 } else { 0 });
@@ -488,12 +486,10 @@ pub fn sigreturn(t: &mut TaskCtx) -> Result<u64, Errno> {
     let fp_addr = q(mc + 184);
     let mask = SigSet(q(mc + 256));
     if fp_addr != 0 {
-        let fp = t.copy_in(fp_addr, FPSTATE_SIZE as usize)?;
+        // The live state only tells the image size the platform uses.
         t.task.context().load_fp(&mut t.cpu).map_err(|_| Errno::EFAULT)?;
-        t.cpu.fp.bytes[..FPSTATE_SIZE as usize].copy_from_slice(&fp);
-        // MXCSR reserved bits must be zero or the restore faults.
-        let mxcsr = u32::from_le_bytes(fp[24..28].try_into().unwrap()) & 0xffff;
-        t.cpu.fp.bytes[24..28].copy_from_slice(&mxcsr.to_le_bytes());
+        t.cpu.fp = fpframe::decode(t, fp_addr, &t.cpu.fp)?;
+        t.cpu.fp_loaded = true;
         t.cpu.fp_dirty = true;
     }
     t.task.signals.lock().unwrap().mask = mask.blockable();

@@ -68,8 +68,17 @@ pub fn open_root(root: &Path) -> Result<OwnedFd, String> {
 
 /// Boots a sentry over `root` (copy-on-write) on the ptrace platform.
 pub fn boot(root: &Path) -> Result<Arc<Kernel>, String> {
+    boot_on("ptrace", root)
+}
+
+/// Like [`boot`] on the platform named `platform` ("ptrace" or "kvm").
+pub fn boot_on(platform: &str, root: &Path) -> Result<Arc<Kernel>, String> {
     let memfile = Arc::new(memfile::MemoryFile::new(1 << 30).map_err(|e| e.to_string())?);
-    let platform = Arc::new(platform::ptrace::PtracePlatform::new(memfile.fd()).map_err(|e| e.to_string())?);
+    let platform: Arc<dyn platform::Platform> = match platform {
+        "ptrace" => Arc::new(platform::ptrace::PtracePlatform::new(memfile.fd()).map_err(|e| e.to_string())?),
+        "kvm" => Arc::new(platform::kvm::KvmPlatform::new(memfile.clone()).map_err(|e| e.to_string())?),
+        other => return Err(format!("unknown platform {other:?}")),
+    };
     let vfs = crate::fs::Vfs::new(open_root(root)?, crate::fs::vfs::RootMode::Overlay, memfile.clone()).map_err(|e| e.to_string())?;
     Ok(Kernel::new(KernelConfig::default(), platform, memfile, vfs, Box::new(std::io::sink())))
 }
@@ -87,7 +96,12 @@ pub fn launch(argv: &[&str]) -> LaunchSpec {
 /// Boots a sentry over `root` on the ptrace platform and runs `argv` as
 /// init with stdio on /dev/null; returns its exit status.
 pub fn run_in_process(root: &Path, argv: &[&str]) -> Result<crate::task::ExitStatus, String> {
-    let kernel = boot(root)?;
+    run_in_process_on("ptrace", root, argv)
+}
+
+/// Like [`run_in_process`] on the platform named `platform`.
+pub fn run_in_process_on(platform: &str, root: &Path, argv: &[&str]) -> Result<crate::task::ExitStatus, String> {
+    let kernel = boot_on(platform, root)?;
     let init = kernel.create_init(launch(argv))?;
     kernel.start(init);
     let status = kernel.wait_init();

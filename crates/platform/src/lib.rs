@@ -83,6 +83,45 @@ impl FpState {
     }
 }
 
+/// `xgetbv(0)`: the state components the host enabled for XSAVE, or 0 when
+/// the OS has not enabled XSAVE.
+pub fn host_xcr0() -> u64 {
+    let c = std::arch::x86_64::__cpuid(1);
+    if c.ecx & (1 << 27) == 0 {
+        return 0; // OSXSAVE clear
+    }
+    // SAFETY: OSXSAVE is set, so XGETBV with ECX=0 is valid in user mode.
+    unsafe { std::arch::x86_64::_xgetbv(0) }
+}
+
+/// Offset and size of XSAVE state component `i` (>= 2) in the standard
+/// (non-compacted) layout, from CPUID leaf 0xd.
+pub fn xsave_component(i: u32) -> (usize, usize) {
+    let c = std::arch::x86_64::__cpuid_count(0xd, i);
+    (c.ebx as usize, c.eax as usize)
+}
+
+impl FpState {
+    /// Is this a full XSAVE image (legacy area, header, extended components)
+    /// rather than a bare FXSAVE image?
+    pub fn is_xsave(&self) -> bool {
+        self.bytes.len() >= FXSAVE_SIZE + 64
+    }
+
+    /// The state components this image can hold: the host's XCR0 components
+    /// whose standard-layout slot fits in it (x87 and SSE always).
+    pub fn xfeatures(&self) -> u64 {
+        if !self.is_xsave() {
+            return 3;
+        }
+        let xcr0 = host_xcr0();
+        (2..63).filter(|&i| xcr0 & (1 << i) != 0).filter(|&i| {
+            let (off, size) = xsave_component(i);
+            off + size <= self.bytes.len()
+        }).fold(3, |m, i| m | (1 << i))
+    }
+}
+
 impl std::fmt::Debug for FpState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "FpState({} bytes)", self.bytes.len())

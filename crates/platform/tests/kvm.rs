@@ -132,6 +132,33 @@ fn syscalls_in_a_loop() {
 }
 
 #[test]
+fn a_syscall_round_trip_keeps_every_register_but_rcx_and_r11() {
+    // syscall; syscall: the second exit shows what the first re-entry
+    // installed (on a host whose `syscall` stays in ring 3, that re-entry
+    // only sets registers).
+    let Some((f, _, _)) = Fixture::new(&[0x0f, 0x05, 0x0f, 0x05, INT3]) else { return };
+    let mut cpu = f.cpu();
+    assert_eq!(f.switch(&mut cpu), Exit::Syscall);
+    assert_eq!(cpu.regs.rip, CODE + 2);
+    let want = Regs {
+        rax: 39, // the result, which is also the next call's number
+        rbx: 0x1111, rdx: 0x2222, rsi: 0x3333, rdi: 0x4444, rbp: 0x5555, rsp: 0x6666,
+        r8: 0x8888, r9: 0x9999, r10: 0xaaaa, r12: 0xcccc, r13: 0xdddd, r14: 0xeeee, r15: 0xffff,
+        eflags: 0x202 | 0x1 | 0x40 | 0x80 | 0x800, // IF, CF, ZF, SF, OF
+        ..cpu.regs
+    };
+    cpu.regs = want;
+    assert_eq!(f.switch(&mut cpu), Exit::Syscall);
+    let got = cpu.regs;
+    assert_eq!(got.orig_rax, 39);
+    assert_eq!((got.rip, got.rcx), (CODE + 4, CODE + 4));
+    assert_eq!(got.r11 & 0xfff, want.eflags & 0xfff, "r11 holds the flags");
+    assert_eq!(got.eflags & 0xfff, want.eflags & 0xfff);
+    let gprs = |r: &Regs| [r.rbx, r.rdx, r.rsi, r.rdi, r.rbp, r.rsp, r.r8, r.r9, r.r10, r.r12, r.r13, r.r14, r.r15];
+    assert_eq!(gprs(&got), gprs(&want));
+}
+
+#[test]
 fn write_to_unmapped_faults_then_resumes_once_mapped() {
     const TARGET: u64 = 0x70_0000;
     let mut code = mov_rax_imm64(TARGET);
@@ -239,6 +266,28 @@ fn general_protection_is_sigsegv_and_int_n_too() {
     // And the vCPU still works afterwards.
     cpu.regs.rip = CODE;
     assert!(matches!(f.switch(&mut cpu), Exit::Signal(_)));
+}
+
+#[test]
+fn io_by_the_application_is_sigsegv_whatever_the_port() {
+    // out 14, al (the page-fault stub's port); out 0x80, al (the syscall
+    // stub's, which ring 3 may use); in al, 0x80; then a syscall, to show
+    // the vCPU carries on.
+    let code = [0xe6, 14, 0xe6, 0x80, 0xe4, 0x80, 0x0f, 0x05];
+    let Some((f, _, _)) = Fixture::new(&code) else { return };
+    let mut cpu = f.cpu();
+    let segv = Exit::Signal(SignalInfo { signo: libc::SIGSEGV, code: 0x80, addr: 0 });
+    assert_eq!(f.switch(&mut cpu), segv);
+    assert_eq!(cpu.regs.rip, CODE, "rip at the out");
+    cpu.regs.rip += 2;
+    assert_eq!(f.switch(&mut cpu), segv);
+    assert_eq!(cpu.regs.rip, CODE + 2);
+    cpu.regs.rip += 2;
+    assert_eq!(f.switch(&mut cpu), segv);
+    assert_eq!(cpu.regs.rip, CODE + 4);
+    cpu.regs.rip += 2;
+    assert_eq!(f.switch(&mut cpu), Exit::Syscall);
+    assert_eq!(cpu.regs.rip, CODE + 8);
 }
 
 #[test]

@@ -2,7 +2,9 @@
 //!
 //! `veil-sandbox boot …` builds the sentry from the spec and serves the
 //! control socket; `veil-sandbox gofer …` prepares a container's mounts for
-//! it; `veil-sandbox syscalls` prints the syscall support table.
+//! it; `veil-sandbox syscalls` prints the syscall support table;
+//! `veil-sandbox platform NAME` builds platform NAME as `boot` would and
+//! prints the one chosen (or why none can be, exit status 125).
 
 mod args;
 mod boot;
@@ -32,6 +34,16 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => failed(" gofer", e),
         },
+        Some("platform") if argv.len() == 2 => match platforms::probe(&argv[1]) {
+            Ok(chosen) => {
+                println!("{chosen}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(125)
+            }
+        },
         Some("syscalls") => {
             print!("{}", kernel::syscalls::report());
             ExitCode::SUCCESS
@@ -42,7 +54,7 @@ fn main() -> ExitCode {
             Err(e) => failed(" seccomp-check", e),
         },
         _ => {
-            eprintln!("usage: veil-sandbox boot --control-fd N --spec-fd N --stdio-fds I,O,E --mounts-fd N [--setup-root] [--platform auto|kvm|ptrace] [--strace] [--debug] [--die-with-parent] [--cpus N] [--total-memory BYTES] [--max-tasks N]\n       veil-sandbox gofer --spec-fd N --mounts-fd N\n       veil-sandbox syscalls");
+            eprintln!("usage: veil-sandbox boot --control-fd N --spec-fd N --stdio-fds I,O,E --mounts-fd N [--setup-root] [--platform auto|kvm|ptrace] [--strace] [--debug] [--die-with-parent] [--cpus N] [--total-memory BYTES] [--max-tasks N]\n       veil-sandbox gofer --spec-fd N --mounts-fd N\n       veil-sandbox syscalls\n       veil-sandbox platform auto|kvm|ptrace");
             ExitCode::from(2)
         }
     }

@@ -1,9 +1,9 @@
 //! Choosing and building the platform the sentry runs applications on.
 //!
-//! `auto` (the default) is ptrace for now: the KVM platform works but is
-//! opt-in (`--platform kvm`) until a memory-coherence race seen under load
-//! on nested (PVM) hosts is found, and it is slower than ptrace there.
-//! Naming a platform that cannot work here is an error that says why.
+//! `auto` (the default) is kvm where `/dev/kvm` works and ptrace otherwise;
+//! `--debug` logs which and why. Naming a platform that cannot work here is
+//! an error that says why (`veil-sandbox platform NAME` asks that question
+//! alone, for the CLI to fail early with one line).
 
 use memfile::MemoryFile;
 use platform::Platform;
@@ -24,7 +24,7 @@ pub struct Chosen {
 const KVM_MAX_TASKS: usize = 500;
 
 fn kvm(memfile: &Arc<MemoryFile>) -> Result<Chosen, String> {
-    let p = platform::kvm::KvmPlatform::new(memfile.clone()).map_err(|e| format!("kvm platform unusable: {e}"))?;
+    let p = platform::kvm::KvmPlatform::new(memfile.clone()).map_err(|e| format!("kvm platform unusable: {}", e.to_string().trim_start_matches("kvm: ")))?;
     Ok(Chosen { platform: Arc::new(p), name: "kvm", max_tasks: Some(KVM_MAX_TASKS), note: None })
 }
 
@@ -37,11 +37,28 @@ pub fn create(name: &str, memfile: &Arc<MemoryFile>) -> Result<Chosen, String> {
     match name {
         "kvm" => kvm(memfile),
         "ptrace" => ptrace(memfile),
-        "auto" => {
-            let mut c = ptrace(memfile)?;
-            c.note = Some("auto chooses ptrace; kvm is opt-in with --platform kvm".into());
-            Ok(c)
-        }
+        "auto" => match kvm(memfile) {
+            Ok(mut c) => {
+                c.note = Some("auto chose kvm: /dev/kvm works".into());
+                Ok(c)
+            }
+            Err(why) => {
+                let mut c = ptrace(memfile)?;
+                c.note = Some(format!("auto chose ptrace: {why}"));
+                Ok(c)
+            }
+        },
         other => Err(format!("unknown platform {other:?} (valid: {NAMES})")),
     }
+}
+
+/// Builds platform `name` over a small memory file and drops it: the name
+/// `boot --platform NAME` would run on, then how `auto` chose if it did.
+pub fn probe(name: &str) -> Result<String, String> {
+    let memfile = Arc::new(MemoryFile::new(64 << 20).map_err(|e| format!("memory file: {e}"))?);
+    let c = create(name, &memfile)?;
+    Ok(match c.note {
+        Some(note) => format!("{}\n{note}", c.name),
+        None => c.name.to_string(),
+    })
 }

@@ -54,6 +54,21 @@ fn signal(signo: i32, code: i32, addr: u64) -> Exit {
     Exit::Signal(SignalInfo { signo, code, addr })
 }
 
+/// Where the application's own `in` or `out` (`input`) on `port` that
+/// exited at `rip` starts. KVM exits from an `in` before advancing RIP;
+/// from an `out`, some hosts (this PVM one) exit after it and others
+/// before, so the instruction is looked for where each would leave RIP.
+fn io_insn_start(as_: &KvmAddressSpace, rip: u64, port: u16, input: bool) -> u64 {
+    let (imm, dx) = if input { (0xe4..=0xe5, 0xec..=0xed) } else { (0xe6..=0xe7, 0xee..=0xef) };
+    let at = |a: u64, len: u64| {
+        let mut b = [0u8; 2];
+        as_.read(a, &mut b).is_some() && if len == 2 { imm.contains(&b[0]) && b[1] as u16 == port } else { dx.contains(&b[0]) }
+    };
+    let before = rip.wrapping_sub(2);
+    let candidates = if input { [(rip, 2), (rip, 1), (before, 2)] } else { [(before, 2), (rip.wrapping_sub(1), 1), (rip, 2)] };
+    candidates.iter().find(|&&(a, len)| at(a, len)).map_or(rip, |&(a, _)| a)
+}
+
 /// Linux's `fpu__exception_code` for the unmasked exception bits `err`.
 fn fp_code(err: u32) -> i32 {
     if err & 0x001 != 0 {
@@ -84,7 +99,7 @@ impl KvmContext {
 
     /// Builds the exit for an `out` from ring 0. `cpu.regs` gets the
     /// application's registers.
-    fn classify(&self, v: &mut Vcpu, as_: &KvmAddressSpace, port: u16, cpu: &mut CpuState) -> Result<Exit> {
+    fn classify(&self, v: &mut Vcpu, as_: &KvmAddressSpace, port: u16, input: bool, cpu: &mut CpuState) -> Result<Exit> {
         let vm = &*self.vm;
         let k = v.regs()?;
         let bases = (cpu.regs.fs_base, cpu.regs.gs_base);
@@ -93,15 +108,29 @@ impl KvmContext {
             cpu.regs.rax = ENOSYS.wrapping_neg();
             Ok(Exit::Syscall)
         };
+        if input || k.rip < super::layout::KERNEL_BASE {
+            // An `in` or `out` the application ran itself on the one port
+            // ring 3 may use (the LSTAR stub's): not an exit of ours. Linux
+            // answers I/O from ring 3 with SIGSEGV (its #GP).
+            from_kvm(&k, &mut cpu.regs);
+            cpu.regs.rip = io_insn_start(as_, k.rip, port, input);
+            (cpu.regs.fs_base, cpu.regs.gs_base) = bases;
+            v.user_mode = true;
+            return Ok(signal(libc::SIGSEGV, SI_KERNEL, 0));
+        }
         if port == SYSCALL_PORT {
-            // `syscall` reached the LSTAR stub in ring 0: RCX/R11 hold the
-            // return RIP and RFLAGS, RSP is still the application's.
+            // `syscall` reached the LSTAR stub: RCX/R11 hold the return RIP
+            // and RFLAGS, RSP is still the application's. In ring 0 on
+            // bare metal; in ring 3 where the host's `syscall` does not
+            // change rings, and then the next entry only sets registers.
             from_kvm(&k, &mut cpu.regs);
             cpu.regs.rip = k.rcx;
             cpu.regs.eflags = k.r11;
             (cpu.regs.fs_base, cpu.regs.gs_base) = bases;
+            v.user_mode = v.cpl()? == 3;
             return syscall(cpu);
         }
+        v.user_mode = false;
         if port == SPURIOUS_PORT || port >= 32 {
             return Err(PlatformError::Unusable(format!("kvm: unexpected exit through port {port:#x}")));
         }
@@ -137,9 +166,10 @@ impl KvmContext {
         (cpu.regs.fs_base, cpu.regs.gs_base) = bases;
 
         Ok(match vector {
-            PF_VECTOR if rip == ring0::LSTAR => {
-                // A nested host ran `syscall` without switching to ring 0:
-                // the fetch of the supervisor-only LSTAR stub faulted.
+            PF_VECTOR | 13 if rip == ring0::LSTAR => {
+                // `syscall` reached LSTAR in ring 3 on a host that keeps the
+                // syscall page from ring 3 (#PF) or refuses the `out` there
+                // (#GP).
                 cpu.regs.rip = k.rcx;
                 cpu.regs.eflags = k.r11;
                 return syscall(cpu);
@@ -263,7 +293,8 @@ impl Context for KvmContext {
             self.kick.seq.fetch_add(1, Ordering::SeqCst);
             cpu.fp_loaded = false;
             match r {
-                RunExit::Port(port) => return self.classify(v, as_, port, cpu),
+                RunExit::Port(port) => return self.classify(v, as_, port, false, cpu),
+                RunExit::PortIn(port) => return self.classify(v, as_, port, true, cpu),
                 RunExit::Intr => {
                     // The CR3 load may not have happened: flush next time.
                     v.gen = u64::MAX;

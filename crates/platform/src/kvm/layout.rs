@@ -18,8 +18,12 @@ pub const DIRECT_SIZE: u64 = 1 << 39;
 pub const GDT_VA: u64 = KERNEL_BASE;
 pub const IDT_VA: u64 = KERNEL_BASE + PAGE;
 pub const CODE_VA: u64 = KERNEL_BASE + 2 * PAGE;
+/// Page index (in the region) of the syscall page, the one page of the
+/// region ring 3 may execute (see `ring0`).
+pub const SYSCALL_PAGE: u64 = 3;
+pub const SYSCALL_VA: u64 = KERNEL_BASE + SYSCALL_PAGE * PAGE;
 /// Page index (in the region) of vCPU 0's TSS + stack page.
-pub const FIRST_VCPU_PAGE: u64 = 3;
+pub const FIRST_VCPU_PAGE: u64 = 4;
 /// vCPUs per VM: one region page each.
 pub const MAX_VCPUS: u64 = REGION_PAGES - FIRST_VCPU_PAGE;
 

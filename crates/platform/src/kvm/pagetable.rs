@@ -223,7 +223,9 @@ impl Drop for PageTables {
 
 /// The ring-0 region's tables, shared by every address space: a PDPT, PD and
 /// PT mapping `REGION_PAGES` pages at `KERNEL_BASE`, global and
-/// supervisor-only; only the code page is executable. Also the maintenance
+/// supervisor-only, except the syscall page, which ring 3 may read and
+/// execute (so the intermediate entries allow user access and the leaves
+/// decide); only the code and syscall pages are executable. Also the maintenance
 /// vCPU's root: the ring-0 region plus a writable, non-executable direct map
 /// of the whole memory file at `DIRECT_BASE`.
 pub struct KernelTables {
@@ -234,8 +236,9 @@ pub struct KernelTables {
 }
 
 impl KernelTables {
-    pub fn new(mf: &MemoryFile, region: u64, code_page: u64, gb_pages: bool) -> Result<Self> {
-        use super::layout::{DIRECT_SIZE, REGION_PAGES};
+    pub fn new(mf: &MemoryFile, region: u64, gb_pages: bool) -> Result<Self> {
+        use super::layout::{DIRECT_SIZE, REGION_PAGES, SYSCALL_PAGE};
+        let code_page = (super::layout::CODE_VA - super::layout::KERNEL_BASE) / PAGE;
         if mf.size() > DIRECT_SIZE {
             return Err(PlatformError::Unusable(format!("kvm: memory file larger than {DIRECT_SIZE:#x}")));
         }
@@ -250,14 +253,15 @@ impl KernelTables {
         };
         let (pdpt, pd, pt, maint_root, direct) = (alloc()?, alloc()?, alloc()?, alloc()?, alloc()?);
         let put = |table: u64, i: u64, v: u64| mf.write(table + i * 8, &v.to_le_bytes());
-        put(pdpt, 0, pd | PTE_P | PTE_W | PTE_A);
-        put(pd, 0, pt | PTE_P | PTE_W | PTE_A);
+        put(pdpt, 0, pd | TABLE_FLAGS);
+        put(pd, 0, pt | TABLE_FLAGS);
         for i in 0..REGION_PAGES {
-            let mut e = (region + i * PAGE) | PTE_P | PTE_W | PTE_A | PTE_D | PTE_G;
-            if i != code_page {
-                e |= PTE_NX;
-            }
-            put(pt, i, e);
+            let e = match i {
+                _ if i == code_page => PTE_P | PTE_W | PTE_A | PTE_D | PTE_G,
+                _ if i == SYSCALL_PAGE => PTE_P | PTE_U | PTE_A | PTE_G,
+                _ => PTE_P | PTE_W | PTE_A | PTE_D | PTE_G | PTE_NX,
+            };
+            put(pt, i, (region + i * PAGE) | e);
         }
         const PS: u64 = 1 << 7;
         let leaf = PTE_P | PTE_W | PTE_A | PTE_D | PTE_NX | PS;
@@ -280,7 +284,7 @@ impl KernelTables {
 
     /// The PML4 entry every address space uses for slot 511.
     pub fn pml4e(&self) -> u64 {
-        self.pdpt | PTE_P | PTE_W | PTE_A
+        self.pdpt | TABLE_FLAGS
     }
 
     pub fn free(&self, mf: &MemoryFile) {

@@ -10,8 +10,9 @@
 //! | --- | --- |
 //! | 0 | GDT |
 //! | 1 | IDT (256 gates) |
-//! | 2 | code: exception stubs, the LSTAR stub, the resume sequence |
-//! | 3 + i | vCPU *i*: its TSS at offset 0, its ring-0 stack growing down from the page end |
+//! | 2 | code: exception stubs, the resume sequence, the zap loop |
+//! | 3 | the syscall page: the LSTAR stub, readable and executable from ring 3 |
+//! | 4 + i | vCPU *i*: its TSS at offset 0, its ring-0 stack growing down from the page end |
 //!
 //! ## How the guest leaves and re-enters
 //! Ring 0 never runs anything but the instructions below; all decisions are
@@ -24,13 +25,18 @@
 //!   registers from the vCPU and RIP/RSP/RFLAGS from the frame in memory. The
 //!   page-fault stub first pushes CR2 (without changing any register).
 //! * `syscall`: EFER.SCE is set and LSTAR points at the LSTAR stub
-//!   (`out 0x80, al`). On bare-metal KVM that runs in ring 0 on the user stack
-//!   (it touches no memory), RCX/R11 hold the return RIP/RFLAGS. Nested KVM
-//!   hosts were seen to jump to LSTAR *without* switching to CPL 0: the fetch
-//!   of the supervisor-only stub page from ring 3 then page-faults with
-//!   RIP = LSTAR, which the sentry recognises as a system call too. With
-//!   EFER.SCE clear a `syscall` would raise #UD; the sentry also recognises
-//!   #UD on the bytes `0f 05`. No path depends on SYSRET.
+//!   (`out 0x80, al`) on the syscall page. On bare-metal KVM that runs in
+//!   ring 0 on the user stack (it touches no memory); RCX/R11 hold the return
+//!   RIP/RFLAGS. Nested (PVM) hosts jump to LSTAR *without* switching to
+//!   CPL 0: the stub then runs in ring 3 (its page is user-executable for
+//!   that reason, and holds nothing else), and the `out` exits straight to
+//!   the sentry: no exception, no ring change (the *fast path*). The sentry
+//!   asks the vCPU which ring it is in after such an exit and, in ring 3,
+//!   re-enters the application by setting its registers, with no `iretq`.
+//!   Should a host refuse the `out` in ring 3 (#GP) or keep the page from
+//!   ring 3 (#PF), the exception at RIP = LSTAR is taken as a system call
+//!   too. With EFER.SCE clear a `syscall` would raise #UD; the sentry also
+//!   recognises #UD on the bytes `0f 05`. No path depends on SYSRET.
 //! * Re-entry: the sentry writes an IRET frame (RIP, CS, RFLAGS, RSP, SS of
 //!   the application) at the top of the vCPU's stack, points the vCPU's RSP
 //!   at it and RIP at [`RESUME`] (`iretq`), or at [`RESUME_CR3`]
@@ -42,8 +48,6 @@ use crate::kvm::layout::*;
 
 /// Offsets of the code in the code page.
 pub const STUB_STRIDE: u64 = 16;
-/// `out 0x80, al; hlt` — where LSTAR points.
-pub const LSTAR_OFFSET: u64 = 0x200;
 /// Stub for vectors 32..255 (only reachable by `int n` from ring 0, which
 /// never happens: `int n` from ring 3 raises #GP on the DPL-0 gates).
 pub const SPURIOUS_OFFSET: u64 = 0x280;
@@ -69,7 +73,8 @@ pub const SPURIOUS_PORT: u16 = 0xfe;
 pub const fn stub_addr(vector: u8) -> u64 {
     CODE_VA + vector as u64 * STUB_STRIDE
 }
-pub const LSTAR: u64 = CODE_VA + LSTAR_OFFSET;
+/// `out 0x80, al; hlt` — where LSTAR points: the start of the syscall page.
+pub const LSTAR: u64 = SYSCALL_VA;
 pub const RESUME_CR3: u64 = CODE_VA + RESUME_CR3_OFFSET;
 pub const RESUME: u64 = CODE_VA + RESUME_OFFSET;
 /// One past the last exception stub.
@@ -140,9 +145,6 @@ pub fn code_page() -> Vec<u8> {
         let off = (v as u64 * STUB_STRIDE) as usize;
         page[off..off + c.len()].copy_from_slice(&c);
     }
-    // LSTAR: out 0x80, al ; hlt
-    let off = LSTAR_OFFSET as usize;
-    page[off..off + 3].copy_from_slice(&[0xe6, SYSCALL_PORT as u8, 0xf4]);
     // Spurious vectors: out 0xfe, al ; hlt
     let off = SPURIOUS_OFFSET as usize;
     page[off..off + 3].copy_from_slice(&[0xe6, SPURIOUS_PORT as u8, 0xf4]);
@@ -154,6 +156,15 @@ pub fn code_page() -> Vec<u8> {
     page[off..off + 4].copy_from_slice(&[0xe6, FLOOR_VECTOR, 0x48, 0xcf]); // out 0xfc, al; iretq
     let z = zap_code();
     page[ZAP_OFFSET as usize..ZAP_OFFSET as usize + z.len()].copy_from_slice(&z);
+    page
+}
+
+/// The syscall page's contents: `out 0x80, al; hlt` at LSTAR, `hlt`
+/// everywhere else (whatever ring runs it, nothing here touches memory or
+/// registers).
+pub fn syscall_page() -> Vec<u8> {
+    let mut page = vec![0xf4u8; PAGE as usize];
+    page[..2].copy_from_slice(&[0xe6, SYSCALL_PORT as u8]);
     page
 }
 
@@ -176,8 +187,8 @@ pub fn gdt_page(tss: u64) -> Vec<u8> {
         segment(0xfb, 0xc), // 0x23 user32 code: DPL3; G, D
         segment(0xf3, 0xc), // 0x2b user data: DPL3; G, D
         segment(0xfb, 0xa), // 0x33 user code: DPL3; G, L
-        // 0x38 TSS (64-bit available TSS, type 9), limit 0x67.
-        0x67 | ((tss & 0xff_ffff) << 16) | (0x89 << 40) | (((tss >> 24) & 0xff) << 56),
+        // 0x38 TSS (64-bit available TSS, type 9), limit TSS_LIMIT.
+        TSS_LIMIT as u64 | ((tss & 0xff_ffff) << 16) | (0x89 << 40) | (((tss >> 24) & 0xff) << 56),
         tss >> 32,
     ];
     let mut page = vec![0u8; PAGE as usize];
@@ -214,13 +225,25 @@ pub fn idt_page() -> Vec<u8> {
     page
 }
 
-/// Size of a TSS without I/O bitmap.
-pub const TSS_LIMIT: u32 = 0x67;
+/// Where the I/O permission bitmap starts in the TSS (right after it).
+const IOMAP: usize = 0x68;
+/// The bitmap covers ports 0..=SYSCALL_PORT|7 (one byte per 8 ports) plus
+/// the byte after, which the CPU also reads for a port in the last byte.
+const IOMAP_LEN: usize = SYSCALL_PORT as usize / 8 + 2;
+/// Bytes of a vCPU page the TSS and its bitmap take.
+pub const TSS_SIZE: u64 = (IOMAP + IOMAP_LEN) as u64;
+pub const TSS_LIMIT: u32 = TSS_SIZE as u32 - 1;
 
-/// Writes vCPU `i`'s TSS (RSP0 = its page end; no I/O bitmap, so every port
-/// is denied to ring 3) into `page`.
+/// Writes vCPU `i`'s TSS (RSP0 = its page end) into `page`, with an I/O
+/// bitmap that lets ring 3 use one port, `SYSCALL_PORT`: the LSTAR stub's
+/// `out` where `syscall` does not change rings. Every other port is denied
+/// (#GP); the sentry also refuses an `out 0x80` the application runs itself
+/// (see `KvmContext::classify`).
 pub fn write_tss(page: &mut [u8], rsp0: u64) {
-    page[..0x68].fill(0);
+    page[..TSS_SIZE as usize].fill(0);
     page[4..12].copy_from_slice(&rsp0.to_le_bytes());
-    page[0x66..0x68].copy_from_slice(&0x68u16.to_le_bytes());
+    page[0x66..0x68].copy_from_slice(&(IOMAP as u16).to_le_bytes());
+    let map = &mut page[IOMAP..IOMAP + IOMAP_LEN];
+    map.fill(0xff);
+    map[SYSCALL_PORT as usize / 8] &= !(1 << (SYSCALL_PORT % 8));
 }

@@ -114,8 +114,12 @@ impl Kick {
 #[derive(Debug)]
 pub enum RunExit {
     /// `out` to this port from a ring-0 stub (an exception vector, or
-    /// `SYSCALL_PORT` / `SPURIOUS_PORT`).
+    /// `SPURIOUS_PORT`) or from the LSTAR stub (`SYSCALL_PORT`); or an `out`
+    /// on `SYSCALL_PORT` by the application itself.
     Port(u16),
+    /// `in` from this port: only the application runs `in` (on the one port
+    /// ring 3 may use).
+    PortIn(u16),
     /// A signal or `immediate_exit`.
     Intr,
     /// Triple fault.
@@ -135,6 +139,10 @@ pub struct Vcpu {
     /// The vCPU is not in ring 0 at a stub (fresh, reused, or interrupted in
     /// ring 3): the next entry installs `sregs` first.
     pub need_sregs: bool,
+    /// The vCPU stopped in ring 3 on the syscall page (a host whose
+    /// `syscall` does not change rings): the next entry, unless it must also
+    /// flush or change FS/GS bases, just sets the application's registers.
+    pub user_mode: bool,
     /// The FS/GS bases in `sregs` as last installed.
     installed_bases: (u64, u64),
     /// The address space whose CR3 the vCPU holds, and its generation at
@@ -173,7 +181,7 @@ impl Vcpu {
 
         let page_gpa = vm.region.start + vcpu_page_offset(index);
         let page_va = KERNEL_BASE + vcpu_page_offset(index);
-        let mut tss = vec![0u8; 0x68];
+        let mut tss = vec![0u8; ring0::TSS_SIZE as usize];
         ring0::write_tss(&mut tss, page_va + PAGE);
         vm.mf.write(page_gpa, &tss);
 
@@ -235,6 +243,7 @@ impl Vcpu {
             sync_regs: vm.sync_regs,
             sregs,
             need_sregs: true,
+            user_mode: false,
             installed_bases: (0, 0),
             as_id: 0,
             gen: u64::MAX,
@@ -248,6 +257,7 @@ impl Vcpu {
 
     pub fn reset_for_reuse(&mut self) {
         self.need_sregs = true;
+        self.user_mode = false;
         self.as_id = 0;
         self.gen = u64::MAX;
         self.as_weak = None;
@@ -260,7 +270,7 @@ impl Vcpu {
 
     /// Reads a word of the ring-0 stack page at guest address `va`.
     pub fn read_stack(&self, vm: &Vm, va: u64) -> Option<u64> {
-        if va < self.page_va + 0x68 || va + 8 > self.page_va + PAGE {
+        if va < self.page_va + ring0::TSS_SIZE || va + 8 > self.page_va + PAGE {
             return None;
         }
         let mut b = [0u8; 8];
@@ -274,6 +284,11 @@ impl Vcpu {
             b.extend_from_slice(&w.to_le_bytes());
         }
         vm.mf.write(self.page_gpa + (va - self.page_va), &b);
+    }
+
+    /// The vCPU's current privilege level (0 or 3).
+    pub fn cpl(&self) -> Result<u8> {
+        Ok((self.fd.get_sregs().map_err(host("KVM_GET_SREGS"))?.cs.selector & 3) as u8)
     }
 
     /// The vCPU's general registers after an exit.
@@ -299,6 +314,17 @@ impl Vcpu {
     /// loading `cr3` (and so flushing the TLB) first when `flush`.
     pub fn install(&mut self, vm: &Vm, regs: &Regs, cr3: u64, flush: bool) -> Result<()> {
         let bases = (regs.fs_base, regs.gs_base);
+        let rflags = (regs.eflags & USER_FLAGS) | FIXED_FLAGS;
+        if self.user_mode {
+            self.user_mode = false;
+            if !flush && !self.need_sregs && bases == self.installed_bases {
+                // Already in ring 3 on this address space: nothing to do
+                // in ring 0.
+                return self.set_regs(&kvm_regs { rflags, ..to_kvm(regs) });
+            }
+            // Back to ring 0 (SET_SREGS) for the resume code.
+            self.need_sregs = true;
+        }
         if self.need_sregs || bases != self.installed_bases {
             self.sregs.fs.base = bases.0;
             self.sregs.gs.base = bases.1;
@@ -308,7 +334,6 @@ impl Vcpu {
             self.need_sregs = false;
         }
         let top = self.stack_top();
-        let rflags = (regs.eflags & USER_FLAGS) | FIXED_FLAGS;
         // The IRET frame: RIP, CS, RFLAGS, RSP, SS.
         self.write_stack(vm, top - 40, &[regs.rip, USER_CS as u64, rflags, regs.rsp, USER_DS as u64]);
         let mut k = to_kvm(regs);
@@ -370,6 +395,7 @@ impl Vcpu {
     pub fn run(&mut self) -> RunExit {
         match self.fd.run() {
             Ok(VcpuExit::IoOut(port, _)) => RunExit::Port(port),
+            Ok(VcpuExit::IoIn(port, _)) => RunExit::PortIn(port),
             Ok(VcpuExit::Intr) => RunExit::Intr,
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => RunExit::Intr,
             Ok(VcpuExit::Shutdown) => RunExit::Shutdown,

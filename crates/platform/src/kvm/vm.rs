@@ -49,23 +49,13 @@ fn unusable(what: &str, e: impl std::fmt::Display) -> PlatformError {
     PlatformError::Unusable(format!("kvm: {what}: {e}"))
 }
 
-/// `xgetbv(0)`, or 0 when the OS has not enabled XSAVE.
-fn host_xcr0() -> u64 {
-    let c = std::arch::x86_64::__cpuid(1);
-    if c.ecx & (1 << 27) == 0 {
-        return 0; // OSXSAVE clear
-    }
-    // SAFETY: OSXSAVE is set, so XGETBV with ECX=0 is valid in user mode.
-    unsafe { std::arch::x86_64::_xgetbv(0) }
-}
-
 /// Size of a standard-format XSAVE image holding the components of `xcr0`.
 fn xsave_size(xcr0: u64) -> usize {
     let mut size = if xcr0 != 0 { crate::FXSAVE_SIZE + 64 } else { crate::FXSAVE_SIZE };
     for i in 2..63 {
         if xcr0 & (1 << i) != 0 {
-            let c = std::arch::x86_64::__cpuid_count(0xd, i);
-            size = size.max((c.ebx + c.eax) as usize);
+            let (off, len) = crate::xsave_component(i);
+            size = size.max(off + len);
         }
     }
     size
@@ -80,8 +70,10 @@ impl Vm {
             Some(fd) => unsafe { Kvm::from_raw_fd(fd) },
             None => Kvm::new().map_err(|e| unusable("cannot open /dev/kvm", e))?,
         };
-        if kvm.get_api_version() != 12 {
-            return Err(unusable("unsupported API version", kvm.get_api_version()));
+        match kvm.get_api_version() {
+            12 => {}
+            v if v < 0 => return Err(unusable("KVM_GET_API_VERSION failed (not a KVM device?)", std::io::Error::last_os_error())),
+            v => return Err(unusable("unsupported API version", v)),
         }
         for (cap, name) in [(Cap::UserMemory, "KVM_CAP_USER_MEMORY"), (Cap::ImmediateExit, "KVM_CAP_IMMEDIATE_EXIT")] {
             if !kvm.check_extension(cap) {
@@ -109,12 +101,12 @@ impl Vm {
                 kvm_xcr0 = e.eax as u64 | ((e.edx as u64) << 32);
             }
         }
-        let xcr0 = host_xcr0() & kvm_xcr0;
+        let xcr0 = crate::host_xcr0() & kvm_xcr0;
         let xsave_size = xsave_size(xcr0).min(4096);
 
         let region = mf.allocate(REGION_SIZE).map_err(|e| unusable("ring-0 region", e))?;
         let gb_pages = cpuid.as_slice().iter().any(|e| e.function == 0x8000_0001 && e.edx & (1 << 26) != 0);
-        let kernel = match KernelTables::new(&mf, region.start, 2, gb_pages) {
+        let kernel = match KernelTables::new(&mf, region.start, gb_pages) {
             Ok(k) => k,
             Err(e) => {
                 mf.free(region);
@@ -125,6 +117,7 @@ impl Vm {
         mf.write(region.start, &ring0::gdt_page(first_tss));
         mf.write(region.start + PAGE, &ring0::idt_page());
         mf.write(region.start + 2 * PAGE, &ring0::code_page());
+        mf.write(region.start + SYSCALL_PAGE * PAGE, &ring0::syscall_page());
 
         let max_vcpus = (kvm.get_max_vcpus() as u64).min(MAX_VCPUS);
         let sync_regs = kvm.check_extension(Cap::SyncRegs);
