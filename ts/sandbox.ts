@@ -46,7 +46,7 @@ export class Sandbox {
       spec: JSON.stringify(options.spec),
       stdio: options.stdio ?? [0, 1, 2],
       dieWithParent: true,
-      ...isolation(options.spec, options.platform),
+      ...isolation(options.spec),
     });
     return new Sandbox(pid, controlFd);
   }
@@ -129,14 +129,14 @@ export function shellStatus(status: ExitStatus): number {
 
 /**
  * The sandbox's namespaces beyond the ones it always gets new (user,
- * mount, IPC, UTS): a PID namespace unless the platform is ptrace (`auto`
- * is ptrace), whose stubs must see their tracer; the spec's network
- * namespace when it names one, else a new one.
+ * mount, IPC, UTS): a PID namespace of its own on every platform (the
+ * sentry is PID 1 there; ptrace stubs are its children, inside it too);
+ * the spec's network namespace when it names one, else a new one.
  */
-function isolation(spec: RuntimeSpec | object, platform: Platform): Pick<SpawnOptions, 'newPidNamespace' | 'netnsPath'> {
+function isolation(spec: RuntimeSpec | object): Pick<SpawnOptions, 'newPidNamespace' | 'netnsPath'> {
   const namespaces = (spec as OciSpec).linux?.namespaces ?? [];
   const netnsPath = namespaces.find((ns) => ns.type === 'network' && ns.path)?.path;
-  return { newPidNamespace: platform === 'kvm', netnsPath };
+  return { newPidNamespace: true, netnsPath };
 }
 
 /**
@@ -236,7 +236,7 @@ export function spawnDaemon(options: DaemonOptions): number {
     dieWithParent: false,
     controlSocketPath: options.socketPath,
     cgroupProcs: options.cgroupProcs,
-    ...isolation(options.spec, options.platform),
+    ...isolation(options.spec),
   });
   return pid;
 }
