@@ -26,7 +26,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         _ => {
-            eprintln!("usage: veil-sandbox boot --control-fd N --spec-fd N --stdio-fds I,O,E [--platform auto|kvm|ptrace] [--strace] [--debug] [--die-with-parent] [--cpus N] [--total-memory BYTES] [--max-tasks N]\n       veil-sandbox syscalls");
+            eprintln!("usage: veil-sandbox boot --control-fd N --spec-fd N --stdio-fds I,O,E [--platform auto|kvm|ptrace] [--strace] [--debug] [--die-with-parent] [--exit-with-init] [--cpus N] [--total-memory BYTES] [--max-tasks N]\n       veil-sandbox syscalls");
             ExitCode::from(2)
         }
     }
