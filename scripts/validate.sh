@@ -5,7 +5,7 @@
 #   scripts/validate.sh                      # every validation, veil and runc
 #   scripts/validate.sh --runtimes veil      # veil only
 #   scripts/validate.sh state pidfile ...    # just these validations
-#   scripts/validate.sh --build-only         # build the suite and exit
+#   scripts/validate.sh --build-only         # build the suite, print its directory
 #
 # The suite (github.com/opencontainers/runtime-tools) comes from the Go module
 # proxy and is built with Debian's Go (1.19 in bookworm: the newest suite
@@ -70,7 +70,7 @@ build_suite() {
 
 mkdir -p "$DIR"
 build_suite
-$build_only && exit 0
+if $build_only; then echo "$DIR/suite"; exit 0; fi
 [[ $(id -u) == 0 ]] || { echo "validate.sh: run as root (the validations create containers)" >&2; exit 1; }
 
 cd "$DIR/suite"
