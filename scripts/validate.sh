@@ -107,4 +107,5 @@ for runtime in "${runtimes[@]}"; do
   summary+=("$runtime $passed/${#names[@]}")
   echo "# $runtime fails: ${failed[*]:-none}"
 done
-(IFS=,; echo "${summary[*]}" | sed 's/,/, /g')
+joined=$(printf '%s, ' "${summary[@]}")
+echo "${joined%, }"
