@@ -24,6 +24,8 @@ function spawnShell(script, { spec = '{"ociVersion":"1.0.2"}', dieWithParent = f
     dieWithParent,
   });
   stdio.forEach((fd) => closeSync(fd));
+  // The gofer is veil-sandbox's own; busybox has no such applet and exits.
+  native.waitPid(child.goferPid).catch(() => undefined);
   return {
     ...child,
     out: () => readFileSync(join(dir, 'out'), 'utf8'),
@@ -39,7 +41,7 @@ function frame(json) {
   return `printf '${len}%s' '${json}'`;
 }
 
-test('donates control, spec and stdio at 3..7 and nothing else', async () => {
+test('donates control, spec, stdio and the gofer socket at 3..8 and nothing else', async () => {
   const spec = '{"ociVersion":"1.0.2","hostname":"h"}';
   // `ls` runs alone (no pipeline): a shell building a pipeline holds its
   // pipe ends for a moment, and the listing would catch them.
@@ -52,8 +54,8 @@ test('donates control, spec and stdio at 3..7 and nothing else', async () => {
     const lines = sb.out().split('\n');
     const [args, specText] = [lines[0], lines[lines.length - 1]];
     const fds = lines.slice(1, -1).map(Number).sort((a, b) => a - b);
-    assert.equal(args, '--control-fd 3 --spec-fd 4 --stdio-fds 5,6,7 --die-with-parent');
-    assert.deepEqual(fds, [0, 1, 2, 3, 4, 5, 6, 7]);
+    assert.equal(args, '--control-fd 3 --spec-fd 4 --stdio-fds 5,6,7 --mounts-fd 8 --setup-root --die-with-parent');
+    assert.deepEqual(fds, [0, 1, 2, 3, 4, 5, 6, 7, 8]);
     assert.equal(specText, spec);
   } finally {
     native.closeFd(sb.controlFd);

@@ -8,6 +8,7 @@ import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
+import { afterEach, beforeEach } from 'node:test';
 
 export const repo = fileURLToPath(new URL('..', import.meta.url));
 export const cli = join(repo, 'dist', 'cli.js');
@@ -360,14 +361,64 @@ export function makeRoot() {
   return mkdtempSync(join(tmpdir(), 'vtest-root-'));
 }
 
+/**
+ * For tests that drive containers under a private --root: registers a
+ * beforeEach that makes a fresh root and an afterEach that deletes whatever
+ * the test left (containers that joined a pod before the pod's root
+ * container), removes tracked bundles, and insists nothing survived.
+ * Returns `root()` and `bundle(options)` (a makeBundle removed afterwards).
+ */
+export function privateRootPerTest() {
+  let root;
+  let cleanups = [];
+  beforeEach(() => {
+    startWatching();
+    root = makeRoot();
+    cleanups = [];
+  });
+  afterEach(async () => {
+    const ids = readdirSync(root);
+    const joined = (id) => {
+      try {
+        return JSON.parse(readFileSync(join(root, id, 'meta.json'), 'utf8')).sandboxId !== undefined;
+      } catch {
+        return false;
+      }
+    };
+    for (const id of [...ids.filter(joined), ...ids.filter((id) => !joined(id))]) await veilOci(root, ['delete', '--force', id]);
+    const left = readdirSync(root);
+    for (const c of cleanups) c();
+    await assertNothingLeft();
+    assert.deepEqual(left, [], 'containers left in --root');
+  });
+  return {
+    root: () => root,
+    bundle(options) {
+      const b = makeBundle(options);
+      cleanups.push(b.cleanup);
+      return b;
+    },
+  };
+}
+
+/** Whether host process `pid` exists and is not a zombie. */
+export function isAlive(pid) {
+  try {
+    return !/^\S+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
 /** A container id no other test (or host cgroup) uses. */
 export const uniqueId = (name) => `vt-${name}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 
 /**
  * Runs `veil --root ROOT ARGS…` with stdout/stderr in files (`stdout`/`stderr`
- * paths, or private ones), resolving when the CLI exits.
+ * paths, or private ones), resolving when the CLI exits. `onSpawn(child)`
+ * may signal it.
  */
-export function veilOci(root, args, { stdout, stderr, input = '/dev/null', env = {}, timeoutMs = 30000 } = {}) {
+export function veilOci(root, args, { stdout, stderr, input = '/dev/null', env = {}, timeoutMs = 30000, onSpawn } = {}) {
   const scratch = mkdtempSync(join(tmpdir(), 'vtest-cli-'));
   const outPath = stdout ?? join(scratch, 'out');
   const errPath = stderr ?? join(scratch, 'err');
@@ -390,6 +441,7 @@ export function veilOci(root, args, { stdout, stderr, input = '/dev/null', env =
       rmSync(scratch, { recursive: true, force: true });
       resolve(result);
     });
+    onSpawn?.(child);
   });
 }
 

@@ -13,6 +13,7 @@ const { cgroupPath, cpusetCount, derivedLimits, detectHierarchy, sharesToWeight 
 const { changeStatus } = load('container.js');
 const { rfc3339Nano, ID_PATTERN } = load('state.js');
 const { normalizeArgs, endExecFlags } = load('cli.js');
+const { sandboxIdOf, wantsOwnPidNamespace, joiningSpec, podMembers } = load('pod.js');
 
 const spec = (score, type) => ({
   process: score === undefined ? {} : { oomScoreAdj: score },
@@ -34,6 +35,19 @@ test('oom: destroying restores the original when no score remains; the root cont
   assert.equal(sandboxOomScoreAdj(spec(300, 'container'), [], true), undefined, 'sandbox gone');
   assert.equal(goferOomScoreAdj(spec(42)), 42);
   assert.equal(goferOomScoreAdj(spec(undefined)), undefined);
+});
+
+test('pods: the sandbox a CRI container joins, its PID namespace, the members root first', () => {
+  assert.equal(sandboxIdOf({ annotations: { 'io.kubernetes.cri.sandbox-id': 'p1' } }), 'p1');
+  assert.equal(sandboxIdOf({ annotations: { 'io.kubernetes.cri-o.SandboxID': 'p2' } }), 'p2');
+  assert.throws(() => sandboxIdOf({ annotations: { 'io.kubernetes.cri.container-type': 'container' } }), /annotations: .*sandbox-id/);
+  assert.equal(wantsOwnPidNamespace({ linux: { namespaces: [{ type: 'pid' }] } }), true);
+  assert.equal(wantsOwnPidNamespace({ linux: { namespaces: [{ type: 'pid', path: '/proc/1/ns/pid' }] } }), false, 'a path: the sandbox one');
+  assert.equal(wantsOwnPidNamespace({}), false);
+  const s = { process: { args: ['sh'], cwd: '/w' }, root: { path: '/r', readonly: true }, linux: { namespaces: [{ type: 'pid' }] } };
+  assert.deepEqual(joiningSpec(s), { args: ['sh'], env: [], cwd: '/w', ownPidNamespace: true });
+  const members = podMembers([{ id: 'b', sandboxId: 'a' }, { id: 'x' }, { id: 'a' }, { id: 'c', sandboxId: 'a' }], 'a');
+  assert.deepEqual(members.map((m) => m.id), ['a', 'b', 'c']);
 });
 
 test('signals: names with and without SIG, numbers, real-time', () => {

@@ -1,33 +1,17 @@
 // Issue 4: the runc-compatible lifecycle, end to end, with real bundles
 // (static busybox as the rootfs) and a private --root per test.
 
-import { afterEach, beforeEach, describe, test } from 'node:test';
+import { beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { assertNothingLeft, busybox, eventually, makeBundle, makeRoot, startWatching, uniqueId, veilOci } from './helpers.mjs';
+import { assertOneLineError, busybox, eventually, isAlive, privateRootPerTest, uniqueId, veilOci } from './helpers.mjs';
 
+// Whatever a failed test left is deleted after it; nothing may survive.
+const perTest = privateRootPerTest();
+const bundle = (options) => perTest.bundle(options);
 let root;
-let cleanups = [];
-beforeEach(() => {
-  startWatching();
-  root = makeRoot();
-  cleanups = [];
-});
-afterEach(async () => {
-  // Whatever a failed test left: delete it, then insist nothing survived.
-  for (const id of readdirSync(root)) await veilOci(root, ['delete', '--force', id]);
-  const left = readdirSync(root);
-  for (const c of cleanups) c();
-  await assertNothingLeft();
-  assert.deepEqual(left, [], 'containers left in --root');
-});
-
-function bundle(options) {
-  const b = makeBundle(options);
-  cleanups.push(b.cleanup);
-  return b;
-}
+beforeEach(() => (root = perTest.root()));
 
 const v = (args, options) => veilOci(root, args, options);
 
@@ -38,21 +22,8 @@ async function state(id) {
 }
 
 /** A one-line `veil: …` failure matching `pattern`. */
-function assertFails(r, pattern) {
-  assert.notEqual(r.status, 0, `expected failure; stdout: ${r.stdout}`);
-  const lines = r.stderr.trimEnd().split('\n');
-  assert.equal(lines.length, 1, `expected one line on stderr, got:\n${r.stderr}`);
-  assert.match(lines[0], /^veil: /);
-  assert.match(lines[0], pattern);
-}
-
-const sandboxAlive = (pid) => {
-  try {
-    return !/^\S+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-};
+const assertFails = assertOneLineError;
+const sandboxAlive = isAlive;
 
 describe('create, start, state, wait, delete', () => {
   test('the full lifecycle with a pid file, OCI state and the exit status', async () => {
@@ -216,6 +187,23 @@ describe('exec, ps, pause, resume, events', () => {
     const user = await v(['exec', '--user', '1000:1000', id, busybox, 'true']);
     assert.equal(user.status, 255);
     assert.match(user.stderr, /--user 1000:1000 is not supported/);
+    await v(['delete', '-f', id]);
+  });
+
+  test('a foreground exec passes the signals it receives to its process, not to init', async () => {
+    const b = bundle({ args: [busybox, 'sleep', '30'] });
+    const id = uniqueId('execsig');
+    await v(['create', '-b', b.dir, id]);
+    await v(['start', id]);
+    const script = 'trap "echo caught TERM; exit 3" TERM; echo ready; while :; do sleep 0.1; done';
+    const out = join(b.dir, 'exec.out');
+    const e = await v(['exec', id, '--', busybox, 'sh', '-c', script], {
+      stdout: out,
+      onSpawn: (child) => void eventually(() => existsSync(out) && readFileSync(out, 'utf8').includes('ready'), 20000, 'ready').then(() => child.kill('SIGTERM')),
+    });
+    assert.equal(e.status, 3, e.stderr);
+    assert.equal(readFileSync(out, 'utf8'), 'ready\ncaught TERM\n');
+    assert.equal((await state(id)).status, 'running', 'init did not get the signal');
     await v(['delete', '-f', id]);
   });
 

@@ -492,16 +492,21 @@ os._exit(0)  # the dead owner thread can never be joined`),
     const { outside } = await assertSameAsNative(
       R,
       py(`import errno, os
+def status(*names):
+    lines = open('/proc/self/status').read().splitlines()
+    return [l.split(':\t', 1) for l in lines if l.split(':')[0] in names]
 print('ids', os.getuid(), os.geteuid(), os.getgid(), os.getgroups(), flush=True)
+print('root holds capabilities', all(int(v, 16) != 0 for _, v in status('CapPrm', 'CapEff')), flush=True)
 with open('/tmp/secret', 'w') as f:
     f.write('s')
 os.chmod('/tmp/secret', 0o600)
 pid = os.fork()
 if pid == 0:
     os.setgroups([])
-    os.setresgid(65534, 65534, 65534)
+    os.setresgid(65534, 65533, 65532)
     os.setreuid(65534, 65534)
     print('child', os.getresuid(), os.getresgid(), os.getgroups())
+    print('status', status('Uid', 'Gid', 'Groups', 'CapPrm', 'CapEff'))
     for what, f in [('read secret', lambda: open('/tmp/secret').read()),
                     ('setuid(0)', lambda: os.setuid(0)),
                     ('kill(1, 0)', lambda: os.kill(1, 0))]:
@@ -520,8 +525,10 @@ print('child status', st)`),
     );
     assert.equal(
       outside.stdout,
-      'ids 0 0 0 []\nchild (65534, 65534, 65534) (65534, 65534, 65534) []\nread secret EACCES\nsetuid(0) EPERM\nkill(1, 0) EPERM\n' +
-        'new file owner 65534 65534 W_OK /etc/passwd False\nchild status 0\n',
+      'ids 0 0 0 []\nroot holds capabilities True\nchild (65534, 65534, 65534) (65534, 65533, 65532) []\n' +
+        "status [['Uid', '65534\\t65534\\t65534\\t65534'], ['Gid', '65534\\t65533\\t65532\\t65533'], ['Groups', ' '], ['CapPrm', '0000000000000000'], ['CapEff', '0000000000000000']]\n" +
+        'read secret EACCES\nsetuid(0) EPERM\nkill(1, 0) EPERM\n' +
+        'new file owner 65534 65533 W_OK /etc/passwd False\nchild status 0\n',
     );
   });
 

@@ -14,8 +14,9 @@ import { debug, warn } from './log';
 import { addon } from './native';
 import { loadBundleSpec, type OciSpec, type ProcessSpec } from './oci';
 import { isRootContainer, sandboxOomScoreAdj, setOomScoreAdj } from './oom';
+import { isJoined, joiningSpec, podMembers, sandboxIdOf, sandboxOwner } from './pod';
 import { isAlive, startTime, waitGone } from './proc';
-import { SandboxClient, SandboxGoneError, spawnDaemon, type Platform } from './sandbox';
+import { SandboxClient, SandboxGoneError, spawnDaemon, startGofer, type Platform } from './sandbox';
 import { ContainerMeta, ExitInfo, rfc3339Nano, StateDir, Status, validateId } from './state';
 
 export interface RuntimeOptions {
@@ -96,8 +97,14 @@ export class Runtime {
     this.state = new StateDir(options.root);
   }
 
-  private client(id: string): SandboxClient {
-    return new SandboxClient(this.state.socketPath(id));
+  /** The control socket of the sandbox `meta` runs in (a pod's is its root container's). */
+  private client(meta: ContainerMeta): SandboxClient {
+    return new SandboxClient(this.state.socketPath(sandboxOwner(meta)));
+  }
+
+  /** What names `meta` in requests to its sandbox (nothing for the root container). */
+  private target(meta: ContainerMeta): { container?: string } {
+    return isJoined(meta) ? { container: meta.id } : {};
   }
 
   ociState(meta: ContainerMeta): OciState {
@@ -128,10 +135,12 @@ export class Runtime {
     let stopped: ExitInfo | undefined;
     if (!this.sandboxAlive(meta)) {
       stopped = meta.exit ?? {};
-    } else if (meta.status !== 'created') {
+    } else if (meta.status !== 'created' || isJoined(meta)) {
       try {
-        const response = await this.client(meta.id).call({ method: 'state' });
+        const response = await this.client(meta).call({ method: 'state', ...this.target(meta) });
         if (response.type === 'state' && response.status === 'stopped') stopped = response.exit ?? {};
+        // The sandbox no longer knows a joined container: it was destroyed.
+        if (response.type === 'error' && isJoined(meta)) stopped = meta.exit ?? {};
       } catch (error) {
         if (!(error instanceof SandboxGoneError)) throw error;
         stopped = {};
@@ -156,9 +165,8 @@ export class Runtime {
     validateId(id);
     const bundle = resolve(options.bundle);
     const { spec, rootfs } = loadBundleSpec(bundle);
-    if (!isRootContainer(spec)) {
-      throw new SpecError('annotations: a container joining an existing sandbox (CRI container-type "container") is not supported yet');
-    }
+    // A CRI "container" joins its pod's sandbox; anything else boots one.
+    const sandboxId = isRootContainer(spec) ? undefined : sandboxIdOf(spec);
     const terminal = spec.process!.terminal === true;
     if (terminal && !options.consoleSocket && !options.terminalFromStdio) {
       throw new SpecError('process.terminal is true: --console-socket is required');
@@ -175,18 +183,31 @@ export class Runtime {
       status: 'creating',
       spec,
       sandbox: null,
+      sandboxId,
     };
     let cgroup: Cgroup | null = null;
     let pty: { master: number; slave: number; name: string } | undefined;
+    let joined = false;
     try {
-      cgroup = this.createCgroup(id, spec);
-      if (cgroup) meta.cgroup = cgroup.toJSON();
       let stdio = options.stdio ?? [0, 1, 2];
       if (terminal && options.consoleSocket) {
         pty = addon().openPty();
         addon().sendConsole(resolve(options.consoleSocket), pty.master, pty.name);
         stdio = [pty.slave, pty.slave, pty.slave];
       }
+      if (sandboxId !== undefined) {
+        meta.sandbox = this.sandboxToJoin(sandboxId);
+        // The runtime environment is the pod's; the container's process is
+        // built by the createContainer request after the hooks.
+        runHooks(spec, 'prestart', this.ociState(meta));
+        runHooks(spec, 'createRuntime', this.ociState(meta));
+        runHooks(spec, 'createContainer', this.ociState(meta));
+        await this.joinSandbox(meta, rootfs, stdio);
+        joined = true;
+        return this.finishCreate(meta, options.pidFile);
+      }
+      cgroup = this.createCgroup(id, spec);
+      if (cgroup) meta.cgroup = cgroup.toJSON();
       const pid = spawnDaemon({
         spec: { ...spec, root: { ...spec.root, path: rootfs } },
         platform: this.options.platform,
@@ -210,16 +231,15 @@ export class Runtime {
       runHooks(spec, 'prestart', this.ociState(meta));
       runHooks(spec, 'createRuntime', this.ociState(meta));
       runHooks(spec, 'createContainer', this.ociState(meta));
-      await this.client(id).request({ method: 'create' });
-
-      changeStatus(meta, 'created');
-      this.state.write(meta);
-      // containerd considers create complete once the pid file exists: last.
-      if (options.pidFile) writePidFile(options.pidFile, pid);
-      return meta;
+      await this.client(meta).request({ method: 'create' });
+      return this.finishCreate(meta, options.pidFile);
     } catch (error) {
-      await this.killSandbox(meta, true);
-      await cgroup?.remove();
+      if (sandboxId === undefined) {
+        await this.killSandbox(meta, true);
+        await cgroup?.remove();
+      } else if (joined) {
+        await this.leaveSandbox(meta);
+      }
       this.state.remove(id);
       throw error;
     } finally {
@@ -229,6 +249,55 @@ export class Runtime {
       }
       lock.release();
     }
+  }
+
+  private finishCreate(meta: ContainerMeta, pidFile: string | undefined): ContainerMeta {
+    changeStatus(meta, 'created');
+    this.state.write(meta);
+    // containerd considers create complete once the pid file exists: last.
+    // A joined container's pid is its sandbox's, as runsc reports it.
+    if (pidFile) writePidFile(pidFile, meta.sandbox!.pid);
+    return meta;
+  }
+
+  /** The sandbox of the pod whose root container is `sandboxId`, which must be running. */
+  private sandboxToJoin(sandboxId: string): { pid: number; startTime: string } {
+    let owner: ContainerMeta;
+    try {
+      owner = this.state.read(sandboxId);
+    } catch (error) {
+      if (error instanceof NotFoundError) throw new NotFoundError(sandboxId);
+      throw error;
+    }
+    if (isJoined(owner)) throw new SpecError(`annotations: sandbox-id "${sandboxId}" names a container that joined another sandbox`);
+    if (owner.status === 'stopped' || !this.sandboxAlive(owner)) throw new StateError(`sandbox container "${sandboxId}" is not running`);
+    return owner.sandbox!;
+  }
+
+  /** Has the pod's sandbox build the container: its own root and mounts (from its gofer), process and stdio. */
+  private async joinSandbox(meta: ContainerMeta, rootfs: string, stdio: [number, number, number]): Promise<void> {
+    const goferFd = startGofer({ ...meta.spec, root: { ...meta.spec.root, path: rootfs } }, stdio[2]);
+    try {
+      await this.client(meta).request({ method: 'createContainer', id: meta.id, spec: joiningSpec(meta.spec) }, [...stdio, goferFd]);
+    } finally {
+      addon().closeFd(goferFd);
+    }
+  }
+
+  /** Ends a joined container inside its sandbox; the pod goes on. */
+  private async leaveSandbox(meta: ContainerMeta): Promise<void> {
+    if (!this.sandboxAlive(meta)) return;
+    try {
+      await this.client(meta).call({ method: 'destroyContainer', id: meta.id });
+    } catch (error) {
+      if (!(error instanceof SandboxGoneError)) throw error;
+    }
+  }
+
+  /** Stops what the container runs: its sandbox, or, for a joined one, its part of the pod. */
+  private async destroy(meta: ContainerMeta): Promise<void> {
+    if (isJoined(meta)) await this.leaveSandbox(meta);
+    else await this.destroySandbox(meta);
   }
 
   /** The container's cgroup; none for an unprivileged caller that asked for no limits. */
@@ -266,7 +335,7 @@ export class Runtime {
     const { pid, startTime: start } = meta.sandbox!;
     const timer = new Promise((r) => setTimeout(r, DESTROY_GRACE_MS, 'timeout'));
     try {
-      await Promise.race([this.client(meta.id).call({ method: 'destroy' }), timer]);
+      await Promise.race([this.client(meta).call({ method: 'destroy' }), timer]);
     } catch (error) {
       debug(`destroy: ${(error as Error).message}`);
     }
@@ -280,12 +349,12 @@ export class Runtime {
       try {
         runHooks(meta.spec, 'startContainer', this.ociState(meta));
       } catch (error) {
-        await this.destroySandbox(meta);
+        await this.destroy(meta);
         changeStatus(meta, 'stopped');
         this.state.write(meta);
         throw error;
       }
-      await this.client(id).request({ method: 'start' });
+      await this.client(meta).request({ method: 'start', ...this.target(meta) });
       changeStatus(meta, 'running');
       this.state.write(meta);
       runHooksBestEffort(meta.spec, 'poststart', this.ociState(meta));
@@ -295,12 +364,28 @@ export class Runtime {
     this.adjustOomScore(meta, false);
   }
 
-  /** The seed's adjustSandboxOOMScoreAdj, for the one container a sandbox holds today. */
+  /**
+   * The seed's adjustSandboxOOMScoreAdj over the sandbox's containers as
+   * stored (a destroyed one's state is gone by now), the root one first.
+   */
   private adjustOomScore(meta: ContainerMeta, destroying: boolean): void {
     if (!meta.sandbox) return;
-    const remaining = destroying ? [] : [{ spec: meta.spec, originalOomScoreAdj: meta.originalOomScoreAdj }];
+    const remaining = podMembers(this.storedContainers(), sandboxOwner(meta)).filter((m) => !(destroying && m.id === meta.id));
     const score = sandboxOomScoreAdj(meta.spec, remaining, destroying);
     if (score !== undefined && isAlive(meta.sandbox.pid, meta.sandbox.startTime)) setOomScoreAdj(meta.sandbox.pid, score);
+  }
+
+  /** Every container whose metadata is stored (read without their locks: writes are atomic). */
+  private storedContainers(): ContainerMeta[] {
+    const metas: ContainerMeta[] = [];
+    for (const id of this.state.ids()) {
+      try {
+        metas.push(this.state.read(id));
+      } catch (error) {
+        if (!(error instanceof NotFoundError)) throw error;
+      }
+    }
+    return metas;
   }
 
   async kill(id: string, signo: number, all: boolean): Promise<void> {
@@ -310,14 +395,14 @@ export class Runtime {
         if (signo === 0) return;
         // The init has not run: there is nothing to deliver the signal to
         // but the sandbox itself. Stopped, with that signal as the cause.
-        await this.destroySandbox(meta);
+        await this.destroy(meta);
         changeStatus(meta, 'stopped');
         meta.exit = { signal: signo };
         this.state.write(meta);
         return;
       }
       if (meta.status !== 'running' && meta.status !== 'paused') throw new StateError('container not running');
-      await this.client(id).request({ method: 'signal', signo, all });
+      await this.client(meta).request({ method: 'signal', signo, all, ...this.target(meta) });
     });
   }
 
@@ -343,7 +428,7 @@ export class Runtime {
       if ((meta.status === 'running' || meta.status === 'paused') && !force) {
         throw new StateError(`cannot delete container "${id}" that is not stopped: ${meta.status}`);
       }
-      await this.destroySandbox(meta);
+      await this.destroy(meta);
       if (meta.cgroup) await Cgroup.reopen(meta.cgroup).remove();
       this.state.remove(id);
       if (meta.status !== 'stopped') changeStatus(meta, 'stopped');
@@ -375,7 +460,7 @@ export class Runtime {
     await this.state.withLock(id, async () => {
       const meta = await this.load(id);
       requireStatus(meta, 'pause', 'running');
-      await this.client(id).request({ method: 'pause' });
+      await this.client(meta).request({ method: 'pause' });
       changeStatus(meta, 'paused');
       this.state.write(meta);
     });
@@ -385,7 +470,7 @@ export class Runtime {
     await this.state.withLock(id, async () => {
       const meta = await this.load(id);
       requireStatus(meta, 'resume', 'paused');
-      await this.client(id).request({ method: 'resume' });
+      await this.client(meta).request({ method: 'resume' });
       changeStatus(meta, 'running');
       this.state.write(meta);
     });
@@ -395,7 +480,7 @@ export class Runtime {
     return this.state.withLock(id, async () => {
       const meta = await this.load(id);
       requireStatus(meta, 'get processes of', 'running', 'paused');
-      const response = await this.client(id).request({ method: 'ps' });
+      const response = await this.client(meta).request({ method: 'ps', ...this.target(meta) });
       if (response.type !== 'processes') throw new VeilError(`unexpected reply to ps: ${response.type}`);
       return response.processes;
     });
@@ -407,7 +492,7 @@ export class Runtime {
       const meta = await this.load(id);
       if (meta.status === 'stopped') throw new StateError('container not running');
       if (meta.cgroup) return Cgroup.reopen(meta.cgroup).stats();
-      const response = await this.client(id).request({ method: 'stats' });
+      const response = await this.client(meta).request({ method: 'stats' });
       if (response.type !== 'stats') throw new VeilError(`unexpected reply to stats: ${response.type}`);
       return { cpu: { usage: { total: 0 } }, memory: { usage: { usage: response.memory } }, pids: { current: response.tasks } };
     });
@@ -418,7 +503,7 @@ export class Runtime {
     const meta = this.state.read(id);
     if (meta.status !== 'stopped' && this.sandboxAlive(meta)) {
       try {
-        const response = await this.client(id).call({ method: 'wait' });
+        const response = await this.client(meta).call({ method: 'wait', ...this.target(meta) });
         if (response.type === 'waited') return { exitCode: response.exitCode, signal: response.signal };
       } catch (error) {
         if (!(error instanceof SandboxGoneError)) throw error;
@@ -447,7 +532,8 @@ export class Runtime {
       if (meta.status !== 'running') {
         throw new StateError(meta.status === 'stopped' ? 'container not running' : `cannot exec in container "${id}" in state ${meta.status}`);
       }
-      const response = await this.client(id).request({ method: 'exec', args: proc.args, env: proc.env ?? [], cwd: proc.cwd }, stdio);
+      const request = { method: 'exec', args: proc.args, env: proc.env ?? [], cwd: proc.cwd, ...this.target(meta) } as const;
+      const response = await this.client(meta).request(request, stdio);
       if (response.type !== 'pid') throw new VeilError(`unexpected reply to exec: ${response.type}`);
       return response.pid;
     });
@@ -455,15 +541,20 @@ export class Runtime {
 
   /** Waits for a process started by exec (no lock held). */
   async waitPid(id: string, pid: number): Promise<ExitInfo> {
-    const response = await this.client(id).request({ method: 'waitPid', pid });
+    const response = await this.client(this.state.read(id)).request({ method: 'waitPid', pid });
     if (response.type !== 'waited') throw new VeilError(`unexpected reply to waitPid: ${response.type}`);
     return { exitCode: response.exitCode, signal: response.signal };
   }
 
-  /** Forwards a signal to the init without the state checks of kill (a foreground run). */
-  async forwardSignal(id: string, signo: number): Promise<void> {
+  /**
+   * Forwards a signal without the state checks of kill (a foreground run):
+   * to the init, or to `pid` (a foreground exec).
+   */
+  async forwardSignal(id: string, signo: number, pid?: number): Promise<void> {
     try {
-      await this.client(id).call({ method: 'signal', signo, all: false });
+      const meta = this.state.read(id);
+      const request = pid === undefined ? { method: 'signal', signo, all: false, ...this.target(meta) } as const : { method: 'signalProcess', pid, signo } as const;
+      await this.client(meta).call(request);
     } catch (error) {
       warn(`forwarding signal ${signo}: ${(error as Error).message}`);
     }

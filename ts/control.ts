@@ -9,19 +9,33 @@
 
 import { addon } from './native';
 
+/** Names a container of the sandbox other than its root one. */
+type Target = { container?: string };
+
+/** A joining container's spec, as the sandbox reads it. */
+export interface JoiningSpec {
+  args: string[];
+  env: string[];
+  cwd: string;
+  ownPidNamespace: boolean;
+}
+
 export type Request =
   | { method: 'create' }
-  | { method: 'start' }
-  | { method: 'wait' }
-  | { method: 'signal'; signo: number; all: boolean }
-  | { method: 'state' }
-  | { method: 'exec'; args: string[]; env: string[]; cwd: string }
+  | { method: 'createContainer'; id: string; spec: JoiningSpec }
+  | ({ method: 'start' } & Target)
+  | ({ method: 'wait' } & Target)
+  | ({ method: 'signal'; signo: number; all: boolean } & Target)
+  | { method: 'signalProcess'; pid: number; signo: number }
+  | ({ method: 'state' } & Target)
+  | ({ method: 'exec'; args: string[]; env: string[]; cwd: string } & Target)
   | { method: 'waitPid'; pid: number }
   | { method: 'pause' }
   | { method: 'resume' }
-  | { method: 'ps' }
+  | ({ method: 'ps' } & Target)
   | { method: 'stats' }
-  | { method: 'destroy' };
+  | { method: 'destroy' }
+  | { method: 'destroyContainer'; id: string };
 
 export interface ProcessEntry {
   pid: number;

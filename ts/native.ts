@@ -21,18 +21,34 @@ export interface SpawnOptions {
   dieWithParent?: boolean;
   /** Bind the control socket here (the lifecycle); controlFd is then -1. */
   controlSocketPath?: string;
-  /** cgroup.procs files the child joins before exec. */
+  /** cgroup.procs files the sandbox and the gofer join before exec. */
   cgroupProcs?: string[];
+  /** Start the sandbox as PID 1 of a new PID namespace (not for ptrace). */
+  newPidNamespace?: boolean;
+  /** A network namespace for the sandbox to join; a new one otherwise. */
+  netnsPath?: string;
 }
 
 export interface SpawnedSandbox {
   pid: number;
   controlFd: number;
+  /** The gofer, which exits once the sandbox has its mounts; reap it with waitPid. */
+  goferPid: number;
+}
+
+export interface GoferOptions {
+  binary: string;
+  spec: string;
+  /** Where the gofer's own diagnostics go. */
+  stderr: number;
+  cgroupProcs?: string[];
 }
 
 /** What crates/napi exports (napi build also writes dist/native.generated.d.ts). */
 export interface Addon {
   spawnSandbox(options: SpawnOptions): SpawnedSandbox;
+  /** A gofer for a container joining a running sandbox; `fd` is the socket end to pass it. */
+  spawnGofer(options: GoferOptions): { pid: number; fd: number };
   controlCall(fd: number, requestJson: string, fds?: number[]): Promise<string>;
   controlConnect(path: string): number;
   lockFile(path: string, wait?: boolean): number;

@@ -2,7 +2,10 @@
 // create → start → wait, then close the control socket and reap.
 
 import { ControlChannel, Request, Response } from './control';
-import { addon, sandboxBinary, ExitStatus } from './native';
+import { debug, warn } from './log';
+import { addon, sandboxBinary, ExitStatus, SpawnOptions } from './native';
+import type { OciSpec } from './oci';
+import { goferOomScoreAdj, setOomScoreAdj } from './oom';
 import type { RuntimeSpec } from './spec';
 
 export const PLATFORMS = ['auto', 'kvm', 'ptrace'] as const;
@@ -36,12 +39,13 @@ export class Sandbox {
     const args = ['boot', '--platform', options.platform];
     if (options.strace) args.push('--strace');
     if (options.debug) args.push('--debug');
-    const { pid, controlFd } = addon().spawnSandbox({
+    const { pid, controlFd } = spawnWithGofer(options.spec, {
       binary: sandboxBinary(),
       args,
       spec: JSON.stringify(options.spec),
       stdio: options.stdio ?? [0, 1, 2],
       dieWithParent: true,
+      ...isolation(options.spec, options.platform),
     });
     return new Sandbox(pid, controlFd);
   }
@@ -122,6 +126,55 @@ export function shellStatus(status: ExitStatus): number {
   return status.exitCode ?? 255;
 }
 
+/**
+ * The sandbox's namespaces beyond the ones it always gets new (user,
+ * mount, IPC, UTS): a PID namespace unless the platform is ptrace (`auto`
+ * is ptrace), whose stubs must see their tracer; the spec's network
+ * namespace when it names one, else a new one.
+ */
+function isolation(spec: RuntimeSpec | object, platform: Platform): Pick<SpawnOptions, 'newPidNamespace' | 'netnsPath'> {
+  const namespaces = (spec as OciSpec).linux?.namespaces ?? [];
+  const netnsPath = namespaces.find((ns) => ns.type === 'network' && ns.path)?.path;
+  return { newPidNamespace: platform === 'kvm', netnsPath };
+}
+
+/**
+ * Starts the gofer and the sandbox. The gofer gets its container's OOM
+ * score and is reaped when it exits, which it does once the sandbox has
+ * its mounts.
+ */
+function spawnWithGofer(spec: RuntimeSpec | object, options: SpawnOptions) {
+  const spawned = addon().spawnSandbox(options);
+  tendGofer(spec, spawned.goferPid);
+  return spawned;
+}
+
+/**
+ * Starts the gofer of a container joining a running sandbox (its spec's
+ * root.path absolute); returns the socket end to hand the sandbox with
+ * `createContainer` (the caller closes it).
+ */
+export function startGofer(spec: OciSpec, stderr: number): number {
+  const { pid, fd } = addon().spawnGofer({ binary: sandboxBinary(), spec: JSON.stringify(spec), stderr });
+  tendGofer(spec, pid);
+  return fd;
+}
+
+/** Gives the gofer its container's OOM score and reaps it when it exits. */
+function tendGofer(spec: RuntimeSpec | object, pid: number): void {
+  const score = goferOomScoreAdj(spec as OciSpec);
+  try {
+    if (score !== undefined) setOomScoreAdj(pid, score);
+  } catch (error) {
+    // Not worth failing (and unwinding) a start over a process that lives for milliseconds.
+    warn(`gofer ${pid}: cannot set oom_score_adj ${score}: ${(error as Error).message}`);
+  }
+  addon()
+    .waitPid(pid)
+    .then((status) => debug(`gofer ${pid} exited: ${JSON.stringify(status)}`))
+    .catch(() => undefined);
+}
+
 /** Signals the CLI passes on to the container instead of dying of them. */
 const FORWARDED_SIGNALS = { SIGINT: 2, SIGTERM: 15, SIGHUP: 1 } as const;
 
@@ -176,7 +229,7 @@ export function spawnDaemon(options: DaemonOptions): number {
   if (limits.cpus) args.push('--cpus', String(limits.cpus));
   if (limits.totalMemory) args.push('--total-memory', String(limits.totalMemory));
   if (limits.maxTasks) args.push('--max-tasks', String(limits.maxTasks));
-  const { pid } = addon().spawnSandbox({
+  const { pid } = spawnWithGofer(options.spec, {
     binary: sandboxBinary(),
     args,
     spec: JSON.stringify(options.spec),
@@ -184,6 +237,7 @@ export function spawnDaemon(options: DaemonOptions): number {
     dieWithParent: false,
     controlSocketPath: options.socketPath,
     cgroupProcs: options.cgroupProcs,
+    ...isolation(options.spec, options.platform),
   });
   return pid;
 }

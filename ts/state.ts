@@ -33,6 +33,11 @@ export interface ContainerMeta {
   spec: OciSpec;
   /** The sandbox process, identified by pid and start time (pids are reused). */
   sandbox: { pid: number; startTime: string } | null;
+  /**
+   * For a container that joined a pod's sandbox (CRI container-type
+   * "container"): the id of the pod's root container, whose sandbox it is.
+   */
+  sandboxId?: string;
   /** Set when the container stopped without its sandbox reporting it (e.g. killed before start). */
   exit?: ExitInfo;
   /** The cgroup the sandbox runs in, to read stats from and remove on delete. */

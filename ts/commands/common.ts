@@ -5,6 +5,7 @@ import type { ArgumentsCamelCase } from 'yargs';
 import { Runtime } from '../container';
 import { VeilError } from '../errors';
 import { logError } from '../log';
+import { parseSignal } from '../oci';
 import { PLATFORMS, type Platform } from '../sandbox';
 
 export interface GlobalArgs {
@@ -38,4 +39,22 @@ export function action<A>(body: (argv: ArgumentsCamelCase<A>) => Promise<void>, 
       fail(error instanceof Error ? error.message : String(error), status);
     }
   };
+}
+
+/** Signals a foreground `run` or `exec` passes on to what it runs instead of dying of them. */
+const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as const;
+
+/**
+ * Runs `body` with the CLI's forwardable signals sent to `pid` of container
+ * `id` (its init when `pid` is undefined), as runc forwards them to its
+ * foreground process.
+ */
+export async function forwardingSignals<T>(runtime: Runtime, id: string, pid: number | undefined, body: () => Promise<T>): Promise<T> {
+  const forward = (name: NodeJS.Signals) => void runtime.forwardSignal(id, parseSignal(name), pid);
+  for (const name of FORWARDED) process.on(name, forward);
+  try {
+    return await body();
+  } finally {
+    for (const name of FORWARDED) process.off(name, forward);
+  }
 }

@@ -14,7 +14,7 @@ import { exitShellStatus } from '../container';
 import { SpecError, VeilError } from '../errors';
 import { addon } from '../native';
 import { checkProcess, checkRootUser, type ProcessSpec } from '../oci';
-import { action, GlobalArgs, runtimeFrom } from './common';
+import { action, forwardingSignals, GlobalArgs, runtimeFrom } from './common';
 
 /** runc's status when exec itself fails (not the process). */
 const EXEC_FAILED = 255;
@@ -123,7 +123,7 @@ export function execCommands(cli: Argv<GlobalArgs>): Argv<GlobalArgs> {
           return;
         }
         if (argv.pidFile) writePidFile(argv.pidFile, process.pid);
-        process.exit(exitShellStatus(await runtime.waitPid(id, pid)));
+        process.exit(exitShellStatus(await forwardingSignals(runtime, id, pid, () => runtime.waitPid(id, pid))));
       }, EXEC_FAILED),
     )
     .command(

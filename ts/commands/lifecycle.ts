@@ -4,7 +4,7 @@
 import type { Argv } from 'yargs';
 import { exitShellStatus } from '../container';
 import { parseSignal } from '../oci';
-import { action, GlobalArgs, runtimeFrom } from './common';
+import { action, forwardingSignals, GlobalArgs, runtimeFrom } from './common';
 
 /** Flags runc accepts that change nothing here (veil has no pivot_root, no keyring). */
 function acceptedNoops(cmd: Argv<GlobalArgs>) {
@@ -22,8 +22,6 @@ function createFlags(cmd: Argv<GlobalArgs>) {
     .option('pid-file', { type: 'string', describe: 'write the sandbox pid here (decimal, no newline)' })
     .option('console-socket', { type: 'string', describe: 'unix socket to send the pty master to (process.terminal)' });
 }
-
-const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as const;
 
 export function lifecycleCommands(cli: Argv<GlobalArgs>): Argv<GlobalArgs> {
   return cli
@@ -64,10 +62,7 @@ export function lifecycleCommands(cli: Argv<GlobalArgs>): Argv<GlobalArgs> {
           throw error;
         }
         if (argv.detach) return;
-        const forward = (name: NodeJS.Signals) => void runtime.forwardSignal(id, parseSignal(name));
-        for (const name of FORWARDED) process.on(name, forward);
-        const exit = await runtime.wait(id);
-        for (const name of FORWARDED) process.off(name, forward);
+        const exit = await forwardingSignals(runtime, id, undefined, () => runtime.wait(id));
         if (!argv.keep) await runtime.delete(id, true);
         process.exit(exitShellStatus(exit));
       }),

@@ -7,6 +7,10 @@
 //! A client sends one [`Request`] and reads one [`Response`]; `wait` and
 //! `waitPid` may block until the process exits.
 //!
+//! A sandbox runs every container of a pod: the one it booted with (the
+//! root container) and those `createContainer` adds. Requests about one
+//! container name it in `container`; without it they mean the root one.
+//!
 //! Two ways to reach a sandbox:
 //! - a connected socketpair donated at spawn (`veil do`): the sandbox serves
 //!   that one connection and tears everything down when it closes;
@@ -32,28 +36,69 @@ pub enum Request {
     /// Build the kernel and the init process from the spec; its code does
     /// not run until `start`.
     Create,
+    /// Add a container to the sandbox and build its init, which does not
+    /// run until `start`. Its stdin, stdout, stderr and the socket on which
+    /// its gofer sends its root and mounts travel with the request as four
+    /// `SCM_RIGHTS` descriptors, in that order.
+    CreateContainer { id: String, spec: ContainerSpec },
     /// Let the init process run.
-    Start,
+    Start { #[serde(default, skip_serializing_if = "Option::is_none")] container: Option<String> },
     /// Block until the init process has exited.
-    Wait,
+    Wait { #[serde(default, skip_serializing_if = "Option::is_none")] container: Option<String> },
     /// Send a signal to the init process (or every process with `all`).
-    Signal { signo: i32, #[serde(default)] all: bool },
+    Signal {
+        signo: i32,
+        #[serde(default)]
+        all: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        container: Option<String>,
+    },
+    /// Send a signal to one process (a foreground `exec` forwards the
+    /// signals its CLI receives to the process it started).
+    SignalProcess { pid: i32, signo: i32 },
     /// Report the sandbox's view of the container.
-    State,
+    State { #[serde(default, skip_serializing_if = "Option::is_none")] container: Option<String> },
     /// Start a new process beside init (`veil exec`); its stdin, stdout and
     /// stderr travel with the request as three `SCM_RIGHTS` descriptors.
-    Exec { args: Vec<String>, #[serde(default)] env: Vec<String>, #[serde(default = "slash")] cwd: String },
+    Exec {
+        args: Vec<String>,
+        #[serde(default)]
+        env: Vec<String>,
+        #[serde(default = "slash")]
+        cwd: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        container: Option<String>,
+    },
     /// Block until a process started by `exec` exits, and reap it.
     WaitPid { pid: i32 },
     /// Stop every task before it next runs application code.
     Pause,
     Resume,
-    /// The processes inside the sandbox.
-    Ps,
+    /// The processes of the container (of the whole sandbox for the root one).
+    Ps { #[serde(default, skip_serializing_if = "Option::is_none")] container: Option<String> },
     /// Resource usage as the sentry counts it.
     Stats,
     /// Kill everything, reply, and exit (rendezvous mode).
     Destroy,
+    /// Kill what is left of an added container and forget it; the sandbox
+    /// and its other containers go on.
+    DestroyContainer { id: String },
+}
+
+/// What the sandbox needs of an added container's OCI spec.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerSpec {
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub env: Vec<String>,
+    #[serde(default = "slash")]
+    pub cwd: String,
+    /// linux.namespaces has a pid namespace without a path: the container
+    /// gets one of its own (its init is pid 1); otherwise it shares the
+    /// sandbox's.
+    #[serde(default)]
+    pub own_pid_namespace: bool,
 }
 
 fn slash() -> String {
@@ -327,9 +372,9 @@ mod tests {
     #[test]
     fn round_trip_over_a_socketpair() {
         let (a, b) = UnixStream::pair().unwrap();
-        send(&a, &Request::Signal { signo: 15, all: true }).unwrap();
+        send(&a, &Request::Signal { signo: 15, all: true, container: None }).unwrap();
         let got: Request = recv(&b).unwrap();
-        assert_eq!(got, Request::Signal { signo: 15, all: true });
+        assert_eq!(got, Request::Signal { signo: 15, all: true, container: None });
         send(&b, &Response::Waited(WaitStatus { exit_code: None, signal: Some(15) })).unwrap();
         match recv::<Response>(&a).unwrap() {
             Response::Waited(w) => assert_eq!(w.shell_status(), 143),
@@ -341,13 +386,23 @@ mod tests {
     fn wire_format_is_tagged_json() {
         let v = serde_json::to_string(&Request::Create).unwrap();
         assert_eq!(v, r#"{"method":"create"}"#);
+        // The root container is the one meant when none is named.
+        assert_eq!(serde_json::to_string(&Request::Start { container: None }).unwrap(), r#"{"method":"start"}"#);
+        let r: Request = serde_json::from_str(r#"{"method":"wait","container":"b"}"#).unwrap();
+        assert_eq!(r, Request::Wait { container: Some("b".into()) });
+        let r: Request = serde_json::from_str(
+            r#"{"method":"createContainer","id":"b","spec":{"args":["sh"],"ownPidNamespace":true}}"#,
+        )
+        .unwrap();
+        let Request::CreateContainer { id, spec } = r else { panic!("not createContainer") };
+        assert_eq!((id.as_str(), spec.cwd.as_str(), spec.own_pid_namespace), ("b", "/", true));
     }
 
     #[test]
     fn descriptors_travel_with_a_message() {
         let (a, b) = UnixStream::pair().unwrap();
         let (p, q) = UnixStream::pair().unwrap();
-        let req = Request::Exec { args: vec!["sh".into()], env: vec![], cwd: "/".into() };
+        let req = Request::Exec { args: vec!["sh".into()], env: vec![], cwd: "/".into(), container: None };
         send_with_fds(&a, &req, &[p.as_raw_fd(), p.as_raw_fd(), p.as_raw_fd()]).unwrap();
         let (got, fds): (Request, _) = recv_with_fds(&b).unwrap();
         assert_eq!(got, req);
@@ -359,9 +414,9 @@ mod tests {
         std::fs::File::from(fds.into_iter().next().unwrap()).read_exact(&mut byte).unwrap();
         assert_eq!(&byte, b"x");
         // A message without descriptors is received the same way.
-        send(&a, &Request::Ps).unwrap();
+        send(&a, &Request::Ps { container: None }).unwrap();
         let (got, fds): (Request, _) = recv_with_fds(&b).unwrap();
-        assert_eq!((got, fds.len()), (Request::Ps, 0));
+        assert_eq!((got, fds.len()), (Request::Ps { container: None }, 0));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The kernel object: configuration, the process tree, boot of the init
 //! process, and what the control server asks of it.
 
+use crate::container::{Container, PidMaps, PidNs, ROOT_PIDNS};
 use crate::fs::{self, FdTable, FsContext, Vfs};
 use crate::mm::MemoryManager;
 use crate::signal::{SigHandlers, SignalState};
@@ -12,7 +13,7 @@ use platform::Platform;
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Instant, SystemTime};
 
@@ -52,19 +53,30 @@ pub struct LaunchSpec {
 #[derive(Default)]
 pub struct ProcessTree {
     next_pid: i32,
+    /// Keyed by global pid (see [`crate::container`]).
     pub tasks: BTreeMap<i32, Arc<Task>>,
     pub groups: BTreeMap<i32, Arc<ThreadGroup>>,
+    /// Pids inside child PID namespaces.
+    pub pids: PidMaps,
 }
 
 impl ProcessTree {
-    /// The lowest unused pid above the last one handed out, as Linux does.
-    pub fn alloc_pid(&mut self) -> i32 {
-        loop {
+    /// A new global pid for a task in `ns`: the lowest unused one above the
+    /// last one handed out, as Linux does; it is also numbered inside `ns`.
+    pub fn alloc_pid(&mut self, ns: PidNs) -> i32 {
+        let pid = loop {
             self.next_pid = if self.next_pid >= 4_194_304 { 1 } else { self.next_pid + 1 };
-            if !self.tasks.contains_key(&self.next_pid) && !self.groups.contains_key(&self.next_pid) {
-                return self.next_pid;
+            if !self.in_use(self.next_pid) {
+                break self.next_pid;
             }
-        }
+        };
+        let (tasks, groups) = (&self.tasks, &self.groups);
+        self.pids.assign(pid, ns, |p| tasks.contains_key(&p) || groups.contains_key(&p));
+        pid
+    }
+
+    fn in_use(&self, pid: i32) -> bool {
+        self.tasks.contains_key(&pid) || self.groups.contains_key(&pid)
     }
 }
 
@@ -85,8 +97,8 @@ pub struct ProcInfo {
     pub vm_rss: u64,
     /// Clock ticks (100 Hz) since boot when the process started.
     pub start_ticks: u64,
-    pub uid: u32,
-    pub gid: u32,
+    /// The leader's credentials.
+    pub creds: crate::creds::Creds,
     /// Open descriptors and what they refer to.
     pub fds: Vec<(i32, Vec<u8>)>,
     /// /proc/PID/maps lines.
@@ -97,12 +109,18 @@ pub struct Kernel {
     pub config: KernelConfig,
     pub platform: Arc<dyn Platform>,
     pub memfile: Arc<MemoryFile>,
+    /// The root container's mount tree (/dev/pts and memfds are shared by all).
     pub vfs: Arc<Vfs>,
     pub tree: Mutex<ProcessTree>,
     pub boot_time: Instant,
     pub boot_wall: SystemTime,
-    init_status: Mutex<Option<ExitStatus>>,
-    init_exited: Condvar,
+    /// The sandbox's own container (the pod's first), then those added to it.
+    root: Arc<Container>,
+    containers: Mutex<BTreeMap<String, Arc<Container>>>,
+    next_pidns: AtomicU32,
+    /// Signalled when a process started by `exec` exits.
+    orphans: Mutex<()>,
+    orphan_exited: Condvar,
     reported: Mutex<HashSet<usize>>,
     reported_features: Mutex<HashSet<(usize, String)>>,
     log: Mutex<Box<dyn Write + Send>>,
@@ -120,12 +138,15 @@ impl Kernel {
             config,
             platform,
             memfile,
+            root: Container::new("", vfs.clone(), ROOT_PIDNS),
             vfs,
             tree: Mutex::new(ProcessTree::default()),
             boot_time: Instant::now(),
             boot_wall: SystemTime::now(),
-            init_status: Mutex::new(None),
-            init_exited: Condvar::new(),
+            containers: Mutex::new(BTreeMap::new()),
+            next_pidns: AtomicU32::new(1),
+            orphans: Mutex::new(()),
+            orphan_exited: Condvar::new(),
             reported: Mutex::new(HashSet::new()),
             reported_features: Mutex::new(HashSet::new()),
             log: Mutex::new(log),
@@ -161,23 +182,77 @@ impl Kernel {
     /// Builds the init process (pid 1) from `spec`; its code runs once
     /// [`Kernel::start`] is called. The error names what was wrong.
     pub fn create_init(self: &Arc<Self>, spec: LaunchSpec) -> Result<Arc<Task>, String> {
-        self.create_process(spec)
+        let root = self.root.clone();
+        self.create_container_init(&root, spec)
+    }
+
+    /// Builds the init of container `c` (see [`Kernel::create_init`]).
+    pub fn create_container_init(self: &Arc<Self>, c: &Arc<Container>, spec: LaunchSpec) -> Result<Arc<Task>, String> {
+        if c.init() != 0 {
+            return Err(format!("container {:?} already has an init", c.id));
+        }
+        let task = self.create_process(c, spec)?;
+        c.set_init(task.tid);
+        Ok(task)
+    }
+
+    /// The sandbox's own container.
+    pub fn root_container(&self) -> &Arc<Container> {
+        &self.root
+    }
+
+    /// A container by OCI id; "" is the root container.
+    pub fn container(&self, id: &str) -> Option<Arc<Container>> {
+        if id.is_empty() {
+            return Some(self.root.clone());
+        }
+        self.containers.lock().unwrap().get(id).cloned()
+    }
+
+    /// Adds a container with its own mount tree `vfs`, in a PID namespace
+    /// of its own or in the sandbox's.
+    pub fn add_container(&self, id: &str, vfs: Arc<Vfs>, own_pidns: bool) -> Result<Arc<Container>, String> {
+        if self.root.exit_status().is_some() {
+            return Err("the sandbox's root container has stopped".into());
+        }
+        let mut cs = self.containers.lock().unwrap();
+        if id.is_empty() || cs.contains_key(id) {
+            return Err(format!("container {id:?} already exists in the sandbox"));
+        }
+        let ns = if own_pidns { self.next_pidns.fetch_add(1, std::sync::atomic::Ordering::SeqCst) } else { ROOT_PIDNS };
+        let c = Container::new(id, vfs, ns);
+        cs.insert(id.into(), c.clone());
+        Ok(c)
+    }
+
+    /// Kills what is left of a container and forgets it.
+    pub fn remove_container(&self, id: &str) {
+        let c = self.containers.lock().unwrap().remove(id);
+        if let Some(c) = c {
+            self.kill_container(&c);
+        }
     }
 
     /// Runs `spec` as a new process beside init (`veil exec`): a session of
     /// its own with no parent inside the sandbox, reaped by [`Kernel::wait_pid`].
     pub fn exec(self: &Arc<Self>, spec: LaunchSpec) -> Result<i32, String> {
-        if self.init_status().is_some() {
+        let root = self.root.clone();
+        self.exec_in(&root, spec)
+    }
+
+    /// [`Kernel::exec`] in container `c`.
+    pub fn exec_in(self: &Arc<Self>, c: &Arc<Container>, spec: LaunchSpec) -> Result<i32, String> {
+        if c.exit_status().is_some() || c.init() == 0 {
             return Err("container not running".into());
         }
-        let task = self.create_process(spec)?;
+        let task = self.create_process(c, spec)?;
         let pid = task.tid;
         self.start_task(task);
         Ok(pid)
     }
 
-    fn create_process(self: &Arc<Self>, spec: LaunchSpec) -> Result<Arc<Task>, String> {
-        let mut fsctx = FsContext::new(&self.vfs);
+    fn create_process(self: &Arc<Self>, c: &Arc<Container>, spec: LaunchSpec) -> Result<Arc<Task>, String> {
+        let mut fsctx = FsContext::new(&c.vfs);
         fs::vfs::chdir(self, &mut fsctx, 1, &spec.cwd)
             .map_err(|e| format!("cwd {:?}: {}", String::from_utf8_lossy(&spec.cwd), errno_text(e)))?;
         let arg0 = spec.argv.first().ok_or("process.args is empty")?.clone();
@@ -196,8 +271,8 @@ impl Kernel {
         if tree.tasks.len() >= self.config.max_tasks {
             return Err("the sandbox's task limit is reached".into());
         }
-        let pid = tree.alloc_pid();
-        let tg = ThreadGroup::new(pid, 0, pid, pid, image.cmdline.clone(), image.exe.clone());
+        let pid = tree.alloc_pid(c.pidns);
+        let tg = ThreadGroup::new(pid, 0, pid, pid, image.cmdline.clone(), image.exe.clone(), c.clone());
         let task = Task::new(self, pid, &tg, mm, files, Arc::new(Mutex::new(fsctx)), Arc::new(Mutex::new(SigHandlers::default())), SignalState::default())
             .map_err(|e| format!("creating a task: {e}"))?;
         task.set_comm(&image.comm);
@@ -210,13 +285,13 @@ impl Kernel {
     /// A process without a parent inside the sandbox (one started by
     /// [`Kernel::exec`]) has exited: wake whoever waits for it.
     pub fn orphan_exited(&self) {
-        let _g = self.init_status.lock().unwrap();
-        self.init_exited.notify_all();
+        let _g = self.orphans.lock().unwrap();
+        self.orphan_exited.notify_all();
     }
 
     /// Waits for a process started by [`Kernel::exec`] to exit and reaps it.
     pub fn wait_pid(&self, pid: i32) -> Result<ExitStatus, String> {
-        let mut g = self.init_status.lock().unwrap();
+        let mut g = self.orphans.lock().unwrap();
         loop {
             {
                 let mut tree = self.tree.lock().unwrap();
@@ -227,7 +302,7 @@ impl Kernel {
                     return Ok(st);
                 }
             }
-            g = self.init_exited.wait(g).unwrap();
+            g = self.orphan_exited.wait(g).unwrap();
         }
     }
 
@@ -303,48 +378,81 @@ impl Kernel {
         self.start_task(init);
     }
 
-    /// Records init's exit; everything else in the sandbox is killed, as
-    /// when the init of a PID namespace dies.
-    pub fn init_exited(&self, status: ExitStatus) {
-        *self.init_status.lock().unwrap() = Some(status);
-        self.init_exited.notify_all();
-        self.kill_all();
-    }
-
-    /// Blocks until init has exited.
-    pub fn wait_init(&self) -> ExitStatus {
-        let mut s = self.init_status.lock().unwrap();
-        loop {
-            if let Some(st) = *s {
-                return st;
-            }
-            s = self.init_exited.wait(s).unwrap();
+    /// Records the exit of container `c`'s init. What else runs in the
+    /// container is killed, as when the init of a PID namespace dies; the
+    /// root container's init takes the whole sandbox with it.
+    pub fn container_exited(&self, c: &Container, status: ExitStatus) {
+        c.set_exited(status);
+        if c.is_root() {
+            self.kill_all();
+        } else {
+            self.kill_container(c);
         }
     }
 
+    /// Blocks until the root container's init has exited.
+    pub fn wait_init(&self) -> ExitStatus {
+        self.root.wait()
+    }
+
     pub fn init_status(&self) -> Option<ExitStatus> {
-        *self.init_status.lock().unwrap()
+        self.root.exit_status()
     }
 
     /// SIGKILL to every process.
     pub fn kill_all(&self) {
         let groups: Vec<Arc<ThreadGroup>> = self.tree.lock().unwrap().groups.values().cloned().collect();
+        self.kill_groups(groups);
+    }
+
+    /// SIGKILL to every process of container `c`.
+    pub fn kill_container(&self, c: &Container) {
+        let groups = self.groups_of(c);
+        self.kill_groups(groups);
+    }
+
+    fn kill_groups(&self, groups: Vec<Arc<ThreadGroup>>) {
         for tg in groups {
             crate::signal::send_to_group(self, &tg, abi::types::Siginfo::from_user(abi::signal::SIGKILL, abi::signal::code::SI_KERNEL, 0, 0));
         }
     }
 
+    /// The processes of container `c`.
+    fn groups_of(&self, c: &Container) -> Vec<Arc<ThreadGroup>> {
+        self.tree.lock().unwrap().groups.values().filter(|g| std::ptr::eq(Arc::as_ptr(&g.container), c)).cloned().collect()
+    }
+
+    /// Global pids of container `c`'s processes (live and zombie), ascending.
+    pub fn container_pids(&self, c: &Container) -> Vec<i32> {
+        self.groups_of(c).iter().map(|g| g.tgid).collect()
+    }
+
     /// Sends `signo` to init, or to every process with `all`.
     pub fn signal(&self, signo: i32, all: bool) -> Result<(), String> {
-        let tree = self.tree.lock().unwrap();
-        let targets: Vec<Arc<ThreadGroup>> = if all { tree.groups.values().cloned().collect() } else { tree.groups.get(&1).cloned().into_iter().collect() };
-        drop(tree);
+        let root = self.root.clone();
+        self.signal_container(&root, signo, all)
+    }
+
+    /// Sends `signo` to container `c`'s init, or to all its processes with `all`.
+    pub fn signal_container(&self, c: &Container, signo: i32, all: bool) -> Result<(), String> {
+        let targets: Vec<Arc<ThreadGroup>> = if all {
+            self.groups_of(c)
+        } else {
+            self.tree.lock().unwrap().groups.get(&c.init()).filter(|g| std::ptr::eq(Arc::as_ptr(&g.container), c)).cloned().into_iter().collect()
+        };
         if targets.is_empty() {
             return Err("container not running".into());
         }
         for tg in targets {
             crate::signal::send_to_group(self, &tg, abi::types::Siginfo::from_user(signo, abi::signal::code::SI_USER, 0, 0));
         }
+        Ok(())
+    }
+
+    /// Sends `signo` to process `pid`, as `kill(pid, signo)` from outside.
+    pub fn signal_process(&self, pid: i32, signo: i32) -> Result<(), String> {
+        let tg = self.tree.lock().unwrap().groups.get(&pid).cloned().ok_or_else(|| format!("no process {pid} in the container"))?;
+        crate::signal::send_to_group(self, &tg, abi::types::Siginfo::from_user(signo, abi::signal::code::SI_USER, 0, 0));
         Ok(())
     }
 
@@ -414,8 +522,7 @@ impl Kernel {
             vm_size,
             vm_rss,
             start_ticks: (tg.start_time.duration_since(self.boot_time).as_millis() / 10) as u64,
-            uid: leader.as_ref().map(|t| t.creds.lock().unwrap().uid.real).unwrap_or(0),
-            gid: leader.as_ref().map(|t| t.creds.lock().unwrap().gid.real).unwrap_or(0),
+            creds: leader.as_ref().map(|t| t.creds.lock().unwrap().clone()).unwrap_or_default(),
             fds,
             maps,
         })
@@ -443,9 +550,10 @@ pub fn errno_text(e: Errno) -> String {
 }
 
 impl ThreadGroup {
-    pub fn new(tgid: i32, ppid: i32, pgid: i32, sid: i32, cmdline: Vec<u8>, exe: Vec<u8>) -> Arc<ThreadGroup> {
+    pub fn new(tgid: i32, ppid: i32, pgid: i32, sid: i32, cmdline: Vec<u8>, exe: Vec<u8>, container: Arc<Container>) -> Arc<ThreadGroup> {
         Arc::new(ThreadGroup {
             tgid,
+            container,
             state: Mutex::new(ProcessState {
                 ppid,
                 pgid,

@@ -6,6 +6,7 @@
 //! memory map and reaches application memory through its own mapping of the
 //! memory file, so the same code serves every platform.
 
+pub mod container;
 pub mod fs;
 pub mod creds;
 pub mod kernel;

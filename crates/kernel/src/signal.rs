@@ -206,7 +206,8 @@ pub fn notify_parent(kernel: &Kernel, tg: &Arc<ThreadGroup>, why: i32, status: i
     if (why == code::CLD_STOPPED || why == code::CLD_CONTINUED) && act.flags & abi::types::SA_NOCLDSTOP != 0 {
         return;
     }
-    send_to_group(kernel, &parent, Siginfo::child(why, tg.tgid, 0, status));
+    let pid = kernel.tree.lock().unwrap().pids.to_ns(parent.container.pidns, tg.tgid);
+    send_to_group(kernel, &parent, Siginfo::child(why, pid, 0, status));
 }
 
 /// What the run loop must do after looking at pending signals.

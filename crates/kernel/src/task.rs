@@ -66,7 +66,10 @@ pub struct ProcessState {
 }
 
 pub struct ThreadGroup {
+    /// Global pid (see [`crate::container`]).
     pub tgid: i32,
+    /// The container the process belongs to (inherited by fork).
+    pub container: Arc<crate::container::Container>,
     pub state: Mutex<ProcessState>,
     /// Woken when a child changes state (for wait4).
     pub child_events: WaitQueue,
@@ -186,6 +189,18 @@ impl TaskCtx {
     }
     pub fn tgid(&self) -> i32 {
         self.task.tg.tgid
+    }
+    /// The PID namespace the task runs in.
+    pub fn pidns(&self) -> crate::container::PidNs {
+        self.task.tg.container.pidns
+    }
+    /// Global pid `pid` as this task sees it (0 when outside its namespace).
+    pub fn pid_seen(&self, pid: i32) -> i32 {
+        self.kernel().tree.lock().unwrap().pids.to_ns(self.pidns(), pid)
+    }
+    /// The global pid that `pid` names for this task, if any.
+    pub fn pid_named(&self, pid: i32) -> Option<i32> {
+        self.kernel().tree.lock().unwrap().pids.from_ns(self.pidns(), pid)
     }
     /// The memory map; a running task always has one.
     pub fn mm(&self) -> Arc<MemoryManager> {
@@ -443,17 +458,19 @@ fn exit_task(t: &mut TaskCtx) {
 
     // A session leader's terminal hangs up its foreground group.
     crate::fs::tty::session_leader_exited(&kernel, &tg);
-    let init = kernel.tree.lock().unwrap().groups.get(&1).cloned();
-    // Orphans go to init.
+    let container = tg.container.clone();
+    // Orphans go to the init of their PID namespace.
+    let reaper_pid = if container.pidns == crate::container::ROOT_PIDNS { kernel.root_container().init() } else { container.init() };
+    let reaper = kernel.tree.lock().unwrap().groups.get(&reaper_pid).cloned();
     let orphans: Vec<i32> = std::mem::take(&mut tg.state.lock().unwrap().children);
-    if tg.tgid != 1 {
-        if let Some(init) = &init {
+    if tg.tgid != reaper_pid {
+        if let Some(init) = &reaper {
             let tree = kernel.tree.lock().unwrap();
             let mut zombie_orphan = false;
             for c in &orphans {
                 if let Some(ctg) = tree.groups.get(c) {
                     let mut cs = ctg.state.lock().unwrap();
-                    cs.ppid = 1;
+                    cs.ppid = reaper_pid;
                     zombie_orphan |= cs.zombie.is_some();
                 }
             }
@@ -465,9 +482,9 @@ fn exit_task(t: &mut TaskCtx) {
         }
     }
 
-    if tg.tgid == 1 {
-        kernel.tree.lock().unwrap().groups.remove(&1);
-        kernel.init_exited(status);
+    if container.init() == tg.tgid {
+        kernel.tree.lock().unwrap().groups.remove(&tg.tgid);
+        kernel.container_exited(&container, status);
         return;
     }
     if tg.state.lock().unwrap().ppid == 0 {

@@ -59,27 +59,58 @@ fn dev_null() -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
-/// Boots a sentry over `root` on the ptrace platform and runs `argv` as
-/// init with stdio on /dev/null; returns its exit status.
-pub fn run_in_process(root: &Path, argv: &[&str]) -> Result<crate::task::ExitStatus, String> {
+/// A directory opened as a container's root.
+pub fn open_root(root: &Path) -> Result<OwnedFd, String> {
+    let fd = nix::fcntl::open(root, nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()).map_err(|e| e.to_string())?;
+    // SAFETY: open just returned this descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Boots a sentry over `root` (copy-on-write) on the ptrace platform.
+pub fn boot(root: &Path) -> Result<Arc<Kernel>, String> {
     let memfile = Arc::new(memfile::MemoryFile::new(1 << 30).map_err(|e| e.to_string())?);
     let platform = Arc::new(platform::ptrace::PtracePlatform::new(memfile.fd()).map_err(|e| e.to_string())?);
-    let root_fd = nix::fcntl::open(root, nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()).map_err(|e| e.to_string())?;
-    // SAFETY: open just returned this descriptor.
-    let root_fd = unsafe { OwnedFd::from_raw_fd(root_fd) };
-    let vfs = crate::fs::Vfs::new(root_fd, crate::fs::vfs::RootMode::Overlay, memfile.clone()).map_err(|e| e.to_string())?;
-    let kernel = Kernel::new(KernelConfig::default(), platform, memfile, vfs, Box::new(std::io::sink()));
-    let spec = LaunchSpec {
+    let vfs = crate::fs::Vfs::new(open_root(root)?, crate::fs::vfs::RootMode::Overlay, memfile.clone()).map_err(|e| e.to_string())?;
+    Ok(Kernel::new(KernelConfig::default(), platform, memfile, vfs, Box::new(std::io::sink())))
+}
+
+/// `argv` with PATH=/bin, cwd / and stdio on /dev/null.
+pub fn launch(argv: &[&str]) -> LaunchSpec {
+    LaunchSpec {
         argv: argv.iter().map(|a| a.as_bytes().to_vec()).collect(),
         envp: vec![b"PATH=/bin".to_vec()],
         cwd: b"/".to_vec(),
         stdio: [dev_null(), dev_null(), dev_null()],
-    };
-    let init = kernel.create_init(spec)?;
+    }
+}
+
+/// Boots a sentry over `root` on the ptrace platform and runs `argv` as
+/// init with stdio on /dev/null; returns its exit status.
+pub fn run_in_process(root: &Path, argv: &[&str]) -> Result<crate::task::ExitStatus, String> {
+    let kernel = boot(root)?;
+    let init = kernel.create_init(launch(argv))?;
     kernel.start(init);
     let status = kernel.wait_init();
     kernel.shutdown();
     Ok(status)
+}
+
+/// Machine code: exit_group(getpid()) (the low byte of the pid it sees).
+pub fn exit_with_pid() -> Vec<u8> {
+    let mut c = vec![0xb8, 39, 0, 0, 0]; // mov eax, SYS_getpid
+    c.extend_from_slice(&[0x0f, 0x05]); // syscall
+    c.extend_from_slice(&[0x89, 0xc7]); // mov edi, eax
+    c.extend_from_slice(&[0xb8, 231, 0, 0, 0]); // mov eax, SYS_exit_group
+    c.extend_from_slice(&[0x0f, 0x05]); // syscall
+    c
+}
+
+/// Machine code: pause(2) forever (a pod's pause process).
+pub fn pause_forever() -> Vec<u8> {
+    let mut c = vec![0xb8, 34, 0, 0, 0]; // loop: mov eax, SYS_pause
+    c.extend_from_slice(&[0x0f, 0x05]); // syscall
+    c.extend_from_slice(&[0xeb, 0xf7]); // jmp loop
+    c
 }
 
 #[cfg(test)]

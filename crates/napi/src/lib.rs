@@ -7,7 +7,9 @@
 
 mod console;
 mod control_socket;
+mod gofer;
 mod lock;
+mod namespaces;
 mod process;
 mod spawn;
 

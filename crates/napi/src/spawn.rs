@@ -1,9 +1,17 @@
-//! Starting `veil-sandbox boot` with its descriptors donated.
+//! Starting a container's gofer and its sandbox, with their descriptors
+//! donated.
 //!
-//! In the child, the descriptors sit at fixed numbers that the command line
+//! `veil-sandbox gofer` (`gofer.rs`) runs first, in a mount namespace of its own, and
+//! sends the container's mount trees over a socket to `veil-sandbox boot`,
+//! which runs in namespaces of its own (see `namespaces.rs`) and is told to
+//! pivot into an empty root and drop its privileges (`--setup-root`).
+//!
+//! In the sandbox the descriptors sit at fixed numbers that the command line
 //! names: 3 the control socket, 4 the spec (a memfd), 5/6/7 the
-//! application's stdin/stdout/stderr. Every other descriptor is closed on
-//! exec, so nothing of Node's leaks into the sandbox.
+//! application's stdin/stdout/stderr, 8 the gofer's socket; the gofer gets
+//! 3 its own copy of the spec and 4 its end of that socket. In both, 0 is
+//! /dev/null and 1 and 2 go where the application's stderr goes. Every
+//! other descriptor is closed on exec, so nothing of Node's leaks.
 //!
 //! The control socket is either one end of a connected socketpair (the
 //! other end is returned: `veil do`) or, with `controlSocketPath`, a
@@ -14,19 +22,16 @@ use napi_derive::napi;
 use std::ffi::CString;
 use std::io::{self, Seek, SeekFrom, Write};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
 
 use crate::js_error;
+use crate::namespaces::{self, Launch};
 
-/// Child descriptor numbers, in this order: control, spec, stdin, stdout, stderr.
-const DONATED_FDS: [RawFd; 5] = [3, 4, 5, 6, 7];
-/// The donated descriptors are duplicated at or above this number in the
-/// parent, so no `dup2` onto 3..=7 in the child can clobber a source.
+/// Donated descriptors are duplicated at or above this number in the
+/// parent, so no `dup2` onto the low numbers in the child can clobber a
+/// source.
 const SCRATCH_FD_FLOOR: RawFd = 16;
-/// The first child descriptor that is not donated.
-const FIRST_UNDONATED_FD: u32 = 8;
 
 #[napi(object)]
 pub struct SpawnOptions {
@@ -44,9 +49,16 @@ pub struct SpawnOptions {
     /// Bind the control socket at this path (see the module comment); the
     /// returned `controlFd` is then -1.
     pub control_socket_path: Option<String>,
-    /// `cgroup.procs` files the child writes itself into before exec, so
-    /// that nothing of the sandbox ever runs outside the container's cgroup.
+    /// `cgroup.procs` files the sandbox and the gofer write themselves into
+    /// before exec, so that nothing of either ever runs outside the
+    /// container's cgroup.
     pub cgroup_procs: Option<Vec<String>>,
+    /// Start the sandbox as PID 1 of a new PID namespace (not for ptrace,
+    /// whose stub processes must see their tracer).
+    pub new_pid_namespace: Option<bool>,
+    /// A network namespace (e.g. /var/run/netns/NAME) for the sandbox to
+    /// join; a new, empty one otherwise.
+    pub netns_path: Option<String>,
 }
 
 #[napi(object)]
@@ -55,10 +67,14 @@ pub struct SpawnedSandbox {
     /// Our end of the control socket; close it with `closeFd`. -1 with
     /// `controlSocketPath`.
     pub control_fd: i32,
+    /// The gofer, which exits once it has handed over the mounts; the
+    /// caller reaps it (`waitPid`).
+    pub gofer_pid: i32,
 }
 
-/// Starts the sandbox process. It is put in a session of its own so that a
-/// terminal's ^C reaches only the CLI, which forwards it as a `signal` request.
+/// Starts the gofer, then the sandbox. Each is put in a session of its own
+/// so that a terminal's ^C reaches only the CLI, which forwards it as a
+/// `signal` request.
 #[napi]
 pub fn spawn_sandbox(options: SpawnOptions) -> napi::Result<SpawnedSandbox> {
     let stdio: [RawFd; 3] = options
@@ -67,6 +83,10 @@ pub fn spawn_sandbox(options: SpawnOptions) -> napi::Result<SpawnedSandbox> {
         .try_into()
         .map_err(|_| js_error("stdio must list exactly three descriptors"))?;
     check_executable(&options.binary)?;
+    let netns = match &options.netns_path {
+        Some(path) => Some(open_netns(path).map_err(|e| js_error(format!("network namespace {path}: {e}")))?),
+        None => None,
+    };
 
     let (ours, theirs): (Option<OwnedFd>, OwnedFd) = match &options.control_socket_path {
         None => {
@@ -75,52 +95,104 @@ pub fn spawn_sandbox(options: SpawnOptions) -> napi::Result<SpawnedSandbox> {
         }
         Some(path) => (None, bind_rendezvous(path).map_err(|e| js_error(format!("control socket {path}: {e}")))?),
     };
-    let cgroup_procs: Vec<CString> = options
-        .cgroup_procs
-        .iter()
-        .flatten()
-        .map(|p| CString::new(p.as_str()).map_err(|_| js_error("cgroup path contains NUL")))
-        .collect::<napi::Result<_>>()?;
-    let spec = spec_memfd(&options.spec).map_err(|e| js_error(format!("spec memfd: {e}")))?;
-
-    let sources = [theirs.as_raw_fd(), spec.as_raw_fd(), stdio[0], stdio[1], stdio[2]];
-    let scratch: Vec<OwnedFd> = sources
-        .iter()
-        .map(|&fd| dup_above(fd, SCRATCH_FD_FLOOR))
-        .collect::<io::Result<_>>()
-        .map_err(|e| js_error(format!("cannot donate descriptor: {e}")))?;
-    let scratch_raw: Vec<RawFd> = scratch.iter().map(AsRawFd::as_raw_fd).collect();
-    // The sandbox's own diagnostics go wherever the application's stderr goes.
-    let own_stderr = dup_above(stdio[2], SCRATCH_FD_FLOOR).map_err(js_error)?;
-    let own_stdout = dup_above(stdio[2], SCRATCH_FD_FLOOR).map_err(js_error)?;
-
+    let cgroup_procs = c_paths(options.cgroup_procs.as_deref())?;
     let die_with_parent = options.die_with_parent.unwrap_or(false);
-    let mut command = Command::new(&options.binary);
-    command
-        .args(&options.args)
-        .args(["--control-fd", "3", "--spec-fd", "4", "--stdio-fds", "5,6,7"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(own_stdout))
-        .stderr(Stdio::from(own_stderr));
-    if die_with_parent {
-        command.arg("--die-with-parent");
+    let (gofer_end, sentry_end) = UnixStream::pair().map_err(|e| js_error(format!("socketpair: {e}")))?;
+    let gofer_pid = crate::gofer::spawn(&options.binary, &options.spec, stdio[2], gofer_end.into(), &cgroup_procs, die_with_parent)?;
+
+    let sandbox = (|| {
+        let spec = spec_memfd(&options.spec).map_err(|e| js_error(format!("spec memfd: {e}")))?;
+        let null = dev_null()?;
+        let sources = [null.as_raw_fd(), stdio[2], stdio[2], theirs.as_raw_fd(), spec.as_raw_fd(), stdio[0], stdio[1], stdio[2], sentry_end.as_raw_fd()];
+        let scratch = scratch_copies(&sources)?;
+        let fds: Vec<RawFd> = scratch.iter().map(AsRawFd::as_raw_fd).collect();
+        let mut args: Vec<&str> = options.args.iter().map(String::as_str).collect();
+        args.extend(["--control-fd", "3", "--spec-fd", "4", "--stdio-fds", "5,6,7", "--mounts-fd", "8", "--setup-root"]);
+        if die_with_parent {
+            args.push("--die-with-parent");
+        }
+        let exec = ExecImage::new(&options.binary, &args)?;
+        let launch = Launch {
+            binary: &exec.binary,
+            argv: &exec.argv,
+            envp: &exec.envp,
+            cgroup_procs: &cgroup_procs,
+            fds: &fds,
+            die_with_parent,
+            new_pid_namespace: options.new_pid_namespace.unwrap_or(false),
+            netns: netns.as_ref(),
+        };
+        namespaces::spawn(&launch).map_err(|e| js_error(format!("cannot start {}: {e}", options.binary)))
+    })();
+    // Our copies of the donated descriptors close here; the children keep theirs.
+    drop((theirs, sentry_end));
+    match sandbox {
+        Ok(pid) => Ok(SpawnedSandbox { pid, control_fd: ours.map_or(-1, |o| o.into_raw_fd()), gofer_pid }),
+        Err(e) => {
+            // SAFETY: plain system calls on our own child.
+            unsafe {
+                libc::kill(gofer_pid, libc::SIGKILL);
+                libc::waitpid(gofer_pid, std::ptr::null_mut(), 0);
+            }
+            Err(e)
+        }
     }
-    // SAFETY: getpid is always safe.
-    let parent = unsafe { libc::getpid() };
-    // SAFETY: the closure only makes async-signal-safe system calls and
-    // touches no memory but the copied descriptor list.
-    unsafe {
-        command.pre_exec(move || {
-            join_cgroups(&cgroup_procs)?;
-            prepare_child(&scratch_raw, die_with_parent, parent)
-        });
+}
+
+/// The executable, arguments and environment as C arrays, built before any
+/// fork: the child may not allocate.
+struct ExecImage {
+    binary: CString,
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+    _strings: Vec<CString>,
+}
+
+impl ExecImage {
+    fn new(binary: &str, args: &[&str]) -> napi::Result<ExecImage> {
+        let nul = |_| js_error("an argument or environment variable contains NUL");
+        let binary = CString::new(binary).map_err(nul)?;
+        let mut strings = vec![binary.clone()];
+        for a in args {
+            strings.push(CString::new(*a).map_err(nul)?);
+        }
+        let argc = strings.len();
+        for (k, v) in std::env::vars_os() {
+            let mut kv = k.as_bytes().to_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            strings.push(CString::new(kv).map_err(nul)?);
+        }
+        let ptrs = |s: &[CString]| s.iter().map(|c| c.as_ptr()).chain(std::iter::once(std::ptr::null())).collect::<Vec<_>>();
+        Ok(ExecImage { argv: ptrs(&strings[..argc]), envp: ptrs(&strings[argc..]), binary, _strings: strings })
     }
-    let child = command
-        .spawn()
-        .map_err(|e| js_error(format!("cannot start {}: {e}", options.binary)))?;
-    // Our copies of the donated descriptors close here; the child keeps its own.
-    drop((scratch, theirs, spec));
-    Ok(SpawnedSandbox { pid: child.id() as i32, control_fd: ours.map_or(-1, |o| o.into_raw_fd()) })
+}
+
+/// `cgroup.procs` paths as C strings, made before any fork.
+pub(crate) fn c_paths(paths: Option<&[String]>) -> napi::Result<Vec<CString>> {
+    paths.into_iter().flatten().map(|p| CString::new(p.as_str()).map_err(|_| js_error("cgroup path contains NUL"))).collect()
+}
+
+/// The network namespace file at `path`, checked to be one.
+fn open_netns(path: &str) -> io::Result<OwnedFd> {
+    let file = std::fs::File::open(path)?;
+    // NS_GET_NSTYPE (linux/nsfs.h): fails on anything but a namespace file.
+    const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+    // SAFETY: an ioctl with no argument on our own descriptor.
+    let kind = unsafe { libc::ioctl(file.as_raw_fd(), NS_GET_NSTYPE) };
+    if kind != libc::CLONE_NEWNET {
+        return Err(io::Error::other("not a network namespace"));
+    }
+    Ok(file.into())
+}
+
+pub(crate) fn dev_null() -> napi::Result<OwnedFd> {
+    std::fs::File::open("/dev/null").map(OwnedFd::from).map_err(|e| js_error(format!("/dev/null: {e}")))
+}
+
+/// Copies of `sources` above [`SCRATCH_FD_FLOOR`].
+pub(crate) fn scratch_copies(sources: &[RawFd]) -> napi::Result<Vec<OwnedFd>> {
+    sources.iter().map(|&fd| dup_above(fd)).collect::<io::Result<_>>().map_err(|e| js_error(format!("cannot donate descriptor: {e}")))
 }
 
 /// A `SOCK_DGRAM` socket bound at `path`, reachable only by its owner.
@@ -134,7 +206,7 @@ fn bind_rendezvous(path: &str) -> io::Result<OwnedFd> {
 
 /// In the forked child: moves it into each cgroup. Writing "0" to
 /// `cgroup.procs` means "the writer", in v1 and v2 alike.
-fn join_cgroups(procs: &[CString]) -> io::Result<()> {
+pub(crate) fn join_cgroups(procs: &[CString]) -> io::Result<()> {
     for path in procs {
         // SAFETY: open/write/close are async-signal-safe; `path` is a valid C string.
         unsafe {
@@ -155,7 +227,7 @@ fn join_cgroups(procs: &[CString]) -> io::Result<()> {
 
 /// Fails in the parent with a clear message rather than in the child, where
 /// an exec error is harder to report.
-fn check_executable(path: &str) -> napi::Result<()> {
+pub(crate) fn check_executable(path: &str) -> napi::Result<()> {
     let c = CString::new(path).map_err(|_| js_error("sandbox binary path contains NUL"))?;
     // SAFETY: `c` is a valid C string.
     if unsafe { libc::access(c.as_ptr(), libc::X_OK) } < 0 {
@@ -165,7 +237,7 @@ fn check_executable(path: &str) -> napi::Result<()> {
 }
 
 /// The spec travels as a sealed-off in-memory file, read from offset 0.
-fn spec_memfd(spec: &str) -> io::Result<OwnedFd> {
+pub(crate) fn spec_memfd(spec: &str) -> io::Result<OwnedFd> {
     // SAFETY: the name is a valid C string; the result is checked.
     let fd = unsafe { libc::memfd_create(c"veil-spec".as_ptr(), libc::MFD_CLOEXEC) };
     if fd < 0 {
@@ -178,9 +250,9 @@ fn spec_memfd(spec: &str) -> io::Result<OwnedFd> {
     Ok(file.into())
 }
 
-fn dup_above(fd: RawFd, floor: RawFd) -> io::Result<OwnedFd> {
+pub(crate) fn dup_above(fd: RawFd) -> io::Result<OwnedFd> {
     // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor or -1.
-    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, floor) };
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, SCRATCH_FD_FLOOR) };
     if new < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -189,11 +261,13 @@ fn dup_above(fd: RawFd, floor: RawFd) -> io::Result<OwnedFd> {
 }
 
 /// Runs in the forked child before exec: only async-signal-safe calls.
-fn prepare_child(sources: &[RawFd], die_with_parent: bool, parent: libc::pid_t) -> io::Result<()> {
+/// `sources[i]` becomes descriptor `i`; with `die_with_parent`, the child
+/// dies with that parent (and fails if it is gone already).
+pub(crate) fn prepare_child(sources: &[RawFd], die_with_parent: Option<libc::pid_t>) -> io::Result<()> {
     // SAFETY: every call below is a plain system call on values we own.
     unsafe {
         // Node ignores SIGPIPE and may block signals; ignored dispositions
-        // and the signal mask survive execve, so give the sandbox defaults.
+        // and the signal mask survive execve, so give the child defaults.
         for signo in 1..=64 {
             if signo != libc::SIGKILL && signo != libc::SIGSTOP {
                 libc::signal(signo, libc::SIG_DFL);
@@ -206,31 +280,31 @@ fn prepare_child(sources: &[RawFd], die_with_parent: bool, parent: libc::pid_t) 
         if libc::setsid() < 0 {
             return Err(io::Error::last_os_error());
         }
-        if die_with_parent {
+        if let Some(parent) = die_with_parent {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             // The parent may have died between fork and prctl.
             if libc::getppid() != parent {
                 return Err(io::Error::from_raw_os_error(libc::ESRCH));
             }
         }
-        for (&source, &target) in sources.iter().zip(DONATED_FDS.iter()) {
+        for (target, &source) in sources.iter().enumerate() {
             // dup2 clears close-on-exec on the target.
-            if libc::dup2(source, target) < 0 {
+            if libc::dup2(source, target as RawFd) < 0 {
                 return Err(io::Error::last_os_error());
             }
         }
-        close_undonated_on_exec();
+        close_undonated_on_exec(sources.len() as u32);
     }
     Ok(())
 }
 
-/// Marks every descriptor from 8 up close-on-exec (not closed now: the
-/// standard library still reports exec failures through one of them).
-unsafe fn close_undonated_on_exec() {
+/// Marks every descriptor from `first` up close-on-exec (not closed now:
+/// exec failures are still reported through one of them).
+unsafe fn close_undonated_on_exec(first: u32) {
     const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
     // SAFETY: plain system calls.
     unsafe {
-        if libc::syscall(libc::SYS_close_range, FIRST_UNDONATED_FD, u32::MAX, CLOSE_RANGE_CLOEXEC) == 0 {
+        if libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) == 0 {
             return;
         }
         // Kernels before 5.11: walk the descriptor table.
@@ -240,7 +314,7 @@ unsafe fn close_undonated_on_exec() {
         } else {
             4096
         };
-        for fd in FIRST_UNDONATED_FD as RawFd..max {
+        for fd in first as RawFd..max {
             libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
         }
     }

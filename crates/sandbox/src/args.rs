@@ -20,9 +20,14 @@ pub struct BootArgs {
     pub total_memory: Option<u64>,
     /// Most tasks at once (the cgroup's pids limit).
     pub max_tasks: Option<usize>,
+    /// The gofer's socket, on which the container's mounts arrive.
+    pub mounts_fd: RawFd,
+    /// Pivot into an empty read-only root and drop privileges (the
+    /// spawner made the namespaces this needs).
+    pub setup_root: bool,
 }
 
-fn fd(flag: &str, v: &str) -> Result<RawFd, String> {
+pub(crate) fn fd(flag: &str, v: &str) -> Result<RawFd, String> {
     v.parse::<RawFd>().ok().filter(|&n| n >= 0).ok_or_else(|| format!("{flag}: {v:?} is not a file descriptor number"))
 }
 
@@ -35,7 +40,22 @@ impl BootArgs {
         let mut control = None;
         let mut spec = None;
         let mut stdio = None;
-        let mut out = BootArgs { control_fd: -1, spec_fd: -1, stdio_fds: [-1; 3], platform: "auto".into(), strace: false, debug: false, die_with_parent: false, exit_with_init: false, cpus: None, total_memory: None, max_tasks: None };
+        let mut mounts = None;
+        let mut out = BootArgs {
+            control_fd: -1,
+            spec_fd: -1,
+            stdio_fds: [-1; 3],
+            platform: "auto".into(),
+            strace: false,
+            debug: false,
+            die_with_parent: false,
+            exit_with_init: false,
+            cpus: None,
+            total_memory: None,
+            max_tasks: None,
+            mounts_fd: -1,
+            setup_root: false,
+        };
         let mut it = args.iter();
         while let Some(a) = it.next() {
             let (flag, inline) = match a.split_once('=') {
@@ -46,6 +66,8 @@ impl BootArgs {
             match flag {
                 "--control-fd" => control = Some(fd(flag, &value()?)?),
                 "--spec-fd" => spec = Some(fd(flag, &value()?)?),
+                "--mounts-fd" => mounts = Some(fd(flag, &value()?)?),
+                "--setup-root" => out.setup_root = true,
                 "--stdio-fds" => {
                     let v = value()?;
                     let parts: Vec<&str> = v.split(',').collect();
@@ -68,6 +90,7 @@ impl BootArgs {
         out.control_fd = control.ok_or("--control-fd is required")?;
         out.spec_fd = spec.ok_or("--spec-fd is required")?;
         out.stdio_fds = stdio.ok_or("--stdio-fds is required")?;
+        out.mounts_fd = mounts.ok_or("--mounts-fd is required")?;
         Ok(out)
     }
 }
@@ -82,15 +105,15 @@ mod tests {
 
     #[test]
     fn parses_both_flag_forms() {
-        let a = BootArgs::parse(&v("--control-fd 3 --spec-fd=4 --stdio-fds 5,6,7 --strace")).unwrap();
-        assert_eq!((a.control_fd, a.spec_fd, a.stdio_fds, a.strace), (3, 4, [5, 6, 7], true));
+        let a = BootArgs::parse(&v("--control-fd 3 --spec-fd=4 --stdio-fds 5,6,7 --mounts-fd 8 --strace --setup-root")).unwrap();
+        assert_eq!((a.control_fd, a.spec_fd, a.stdio_fds, a.mounts_fd, a.strace, a.setup_root), (3, 4, [5, 6, 7], 8, true, true));
         assert_eq!(a.platform, "auto");
         assert_eq!((a.cpus, a.total_memory, a.max_tasks), (None, None, None));
-        let b = BootArgs::parse(&v("--control-fd 3 --spec-fd 4 --stdio-fds 5,6,7 --cpus 2 --total-memory=1048576 --max-tasks 10")).unwrap();
+        let b = BootArgs::parse(&v("--control-fd 3 --spec-fd 4 --stdio-fds 5,6,7 --mounts-fd 8 --cpus 2 --total-memory=1048576 --max-tasks 10")).unwrap();
         assert_eq!((b.cpus, b.total_memory, b.max_tasks), (Some(2), Some(1 << 20), Some(10)));
         assert!(!b.exit_with_init);
-        assert!(BootArgs::parse(&v("--control-fd 3 --spec-fd 4 --stdio-fds 5,6,7 --exit-with-init")).unwrap().exit_with_init);
-        assert!(BootArgs::parse(&v("--control-fd 3 --spec-fd 4 --stdio-fds 5,6,7 --cpus 0")).unwrap_err().contains("--cpus"));
+        assert!(BootArgs::parse(&v("--control-fd 3 --spec-fd 4 --stdio-fds 5,6,7 --mounts-fd 8 --exit-with-init")).unwrap().exit_with_init);
+        assert!(BootArgs::parse(&v("--control-fd 3 --spec-fd 4 --stdio-fds 5,6,7 --mounts-fd 8 --cpus 0")).unwrap_err().contains("--cpus"));
     }
 
     #[test]
@@ -99,5 +122,6 @@ mod tests {
         assert!(BootArgs::parse(&v("--control-fd x --spec-fd 4 --stdio-fds 5,6,7")).unwrap_err().contains("--control-fd"));
         assert!(BootArgs::parse(&v("--control-fd 3 --spec-fd 4 --stdio-fds 5,6")).unwrap_err().contains("three"));
         assert!(BootArgs::parse(&v("--control-fd 3 --spec-fd 4 --stdio-fds 5,6,7 --bogus")).unwrap_err().contains("--bogus"));
+        assert!(BootArgs::parse(&v("--control-fd 3 --spec-fd 4 --stdio-fds 5,6,7")).unwrap_err().contains("--mounts-fd"));
     }
 }

@@ -21,7 +21,7 @@ const MEMORY_FILE_SIZE: u64 = 64 << 30;
 /// signals its foreground process receives.
 const FORWARDED: [i32; 6] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2];
 
-fn take_fd(fd: RawFd, what: &str) -> Result<OwnedFd, String> {
+pub(crate) fn take_fd(fd: RawFd, what: &str) -> Result<OwnedFd, String> {
     // SAFETY: F_GETFD only queries the descriptor.
     if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
         return Err(format!("{what} descriptor {fd} is not open"));
@@ -34,8 +34,15 @@ fn take_fd(fd: RawFd, what: &str) -> Result<OwnedFd, String> {
     Ok(owned)
 }
 
+extern "C" fn ignore_signal(_: libc::c_int) {}
+
+/// Blocks the forwarded signals (the forwarder thread takes them with
+/// sigwait) and gives each a handler that is never run: a sandbox that is
+/// PID 1 of its own PID namespace is otherwise not sent signals it has no
+/// handler for from outside the namespace.
 fn block_forwarded_signals() -> libc::sigset_t {
-    // SAFETY: sigset_t is plain data; the libc calls initialise and use it.
+    // SAFETY: sigset_t and sigaction are plain data; the libc calls
+    // initialise and use them; the handler does nothing.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
@@ -43,6 +50,12 @@ fn block_forwarded_signals() -> libc::sigset_t {
             libc::sigaddset(&mut set, s);
         }
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = ignore_signal as extern "C" fn(libc::c_int) as usize;
+        libc::sigemptyset(&mut sa.sa_mask);
+        for s in FORWARDED {
+            libc::sigaction(s, &sa, std::ptr::null_mut());
+        }
         set
     }
 }
@@ -56,6 +69,10 @@ fn host_memory() -> u64 {
 }
 
 pub fn run(args: BootArgs) -> Result<(), String> {
+    if args.setup_root {
+        // First, while this is the only thread.
+        crate::isolation::private_mount_namespace()?;
+    }
     if args.die_with_parent {
         // SAFETY: prctl with integer arguments.
         unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
@@ -69,26 +86,24 @@ pub fn run(args: BootArgs) -> Result<(), String> {
     let mode = ControlMode::of(&control)?;
     let mut spec_file = std::fs::File::from(take_fd(args.spec_fd, "spec")?);
     let stdio = [take_fd(args.stdio_fds[0], "stdin")?, take_fd(args.stdio_fds[1], "stdout")?, take_fd(args.stdio_fds[2], "stderr")?];
+    let gofer = take_fd(args.mounts_fd, "mounts")?;
     let mut text = Vec::new();
     spec_file.read_to_end(&mut text).map_err(|e| format!("reading the spec: {e}"))?;
     drop(spec_file);
     let spec = Spec::parse(&text)?;
-    let root = spec.root.as_ref().unwrap();
-    let root_fd = nix::fcntl::open(root.path.as_str(), nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-        .map_err(|e| format!("root.path {:?}: {}", root.path, e.desc()))?;
-    // SAFETY: open just returned this descriptor.
-    let root_fd = unsafe { OwnedFd::from_raw_fd(root_fd) };
+    let mounts = crate::mounts::receive(&gofer)?;
+    drop(gofer);
 
     let log_fd = stdio[2].try_clone().map_err(|e| format!("dup stderr: {e}"))?;
     let log: Box<dyn std::io::Write + Send> = Box::new(std::fs::File::from(log_fd));
 
     let sigset = block_forwarded_signals();
     let memfile = Arc::new(MemoryFile::new(MEMORY_FILE_SIZE).map_err(|e| format!("memory file: {e}"))?);
-    // Before the seccomp filter: building a VM needs ioctls the filter refuses.
+    // Before the seccomp filter: building a VM needs ioctls the filter
+    // refuses; and before the root goes: it opens /dev/kvm.
     let chosen = crate::platforms::create(&args.platform, &memfile)?;
-    // A writable root is copy-on-write in memory: nothing reaches the host.
-    let root_mode = if root.readonly { kernel::fs::vfs::RootMode::ReadOnly } else { kernel::fs::vfs::RootMode::Overlay };
-    let vfs = kernel::fs::Vfs::new(root_fd, root_mode, memfile.clone()).map_err(|e| format!("root filesystem: {e}"))?;
+    let skipped = mounts.skipped.clone();
+    let vfs = crate::mounts::container_fs(mounts, |root, mode| kernel::fs::Vfs::new(root, mode, memfile.clone()))?;
     let config = KernelConfig {
         hostname: spec.hostname.clone().unwrap_or_else(|| "veil".into()),
         strace: args.strace,
@@ -100,11 +115,22 @@ pub fn run(args: BootArgs) -> Result<(), String> {
         max_tasks: args.max_tasks.unwrap_or(config.max_tasks).min(chosen.max_tasks.unwrap_or(usize::MAX)),
         ..config
     };
+    if args.setup_root {
+        let threads = crate::isolation::thread_count()?;
+        if threads != 1 {
+            return Err(format!("privileges must be dropped before any thread starts ({threads} threads)"));
+        }
+        crate::isolation::pivot_to_empty_root()?;
+        crate::isolation::drop_privileges(chosen.name == "ptrace")?;
+    }
     let kernel = Kernel::new(config, chosen.platform, memfile, vfs, log);
     if args.debug {
         kernel.log_line(&format!("veil: sandbox {} on platform {}", std::process::id(), chosen.name));
         if let Some(why) = &chosen.note {
             kernel.log_line(&format!("veil: {why}"));
+        }
+        for s in &skipped {
+            kernel.log_line(&format!("veil: mount {s}"));
         }
     }
     spawn_signal_forwarder(kernel.clone(), sigset);

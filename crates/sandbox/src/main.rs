@@ -1,11 +1,17 @@
 //! `veil-sandbox`: the sandbox process.
 //!
 //! `veil-sandbox boot …` builds the sentry from the spec and serves the
-//! control socket; `veil-sandbox syscalls` prints the syscall support table.
+//! control socket; `veil-sandbox gofer …` prepares a container's mounts for
+//! it; `veil-sandbox syscalls` prints the syscall support table.
 
 mod args;
 mod boot;
+mod gofer;
+mod isolation;
+mod mounts;
 mod platforms;
+mod pod;
+mod seccomp_check;
 mod server;
 mod spec;
 
@@ -13,20 +19,30 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
+    let failed = |what: &str, e: String| {
+        eprintln!("veil-sandbox{what}: {e}");
+        ExitCode::from(125)
+    };
     match argv.first().map(String::as_str) {
         Some("boot") => match args::BootArgs::parse(&argv[1..]).and_then(boot::run) {
             Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("veil-sandbox: {e}");
-                ExitCode::from(125)
-            }
+            Err(e) => failed("", e),
+        },
+        Some("gofer") => match gofer::GoferArgs::parse(&argv[1..]).and_then(gofer::run) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => failed(" gofer", e),
         },
         Some("syscalls") => {
             print!("{}", kernel::syscalls::report());
             ExitCode::SUCCESS
         }
+        // Hidden, for tests: the sentry's own filter, then one host call.
+        Some("seccomp-check") => match seccomp_check::run(&argv[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => failed(" seccomp-check", e),
+        },
         _ => {
-            eprintln!("usage: veil-sandbox boot --control-fd N --spec-fd N --stdio-fds I,O,E [--platform auto|kvm|ptrace] [--strace] [--debug] [--die-with-parent] [--exit-with-init] [--cpus N] [--total-memory BYTES] [--max-tasks N]\n       veil-sandbox syscalls");
+            eprintln!("usage: veil-sandbox boot --control-fd N --spec-fd N --stdio-fds I,O,E --mounts-fd N [--setup-root] [--platform auto|kvm|ptrace] [--strace] [--debug] [--die-with-parent] [--exit-with-init] [--cpus N] [--total-memory BYTES] [--max-tasks N]\n       veil-sandbox gofer --spec-fd N --mounts-fd N\n       veil-sandbox syscalls");
             ExitCode::from(2)
         }
     }

@@ -14,10 +14,16 @@
 //!   shim waits on the pid-file process for the container's exit status,
 //!   so that sandbox exits with the init's status once the replies in
 //!   flight (the `wait`s it answers) are sent.
+//!
+//! A pod's further containers join with `createContainer` (see
+//! [`crate::pod`]); each has its own init, tracked here under its id (the
+//! root container's is "").
 
 use control::{ProcessEntry, Request, Response, SandboxState, WaitStatus};
+use kernel::container::Container;
 use kernel::task::{ExitStatus, Task};
 use kernel::{Kernel, LaunchSpec};
+use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -66,11 +72,15 @@ enum Init {
 
 pub struct Server {
     kernel: Arc<Kernel>,
-    init: Mutex<Init>,
+    /// Each container's init, by container id ("" for the root container).
+    inits: Mutex<BTreeMap<String, Init>>,
     /// Requests received and not yet answered, and a signal when none are.
     in_flight: Mutex<usize>,
     answered: Condvar,
 }
+
+/// The root container's key in `Server::inits`.
+const ROOT: &str = "";
 
 /// What handling one request produced.
 enum Outcome {
@@ -84,7 +94,12 @@ enum Outcome {
 
 impl Server {
     pub fn new(kernel: Arc<Kernel>, launch: LaunchSpec) -> Arc<Server> {
-        Arc::new(Server { kernel, init: Mutex::new(Init::Pending(launch)), in_flight: Mutex::new(0), answered: Condvar::new() })
+        Arc::new(Server {
+            kernel,
+            inits: Mutex::new(BTreeMap::from([(ROOT.to_string(), Init::Pending(launch))])),
+            in_flight: Mutex::new(0),
+            answered: Condvar::new(),
+        })
     }
 
     /// Exits the process with the init's shell status once the init has
@@ -191,16 +206,32 @@ impl Server {
             Ok(()) => Outcome::Reply(Response::Ok),
             Err(message) => Outcome::Reply(Response::Error { message }),
         };
+        let container = |id: &Option<String>| {
+            let id = id.as_deref().unwrap_or(ROOT);
+            self.kernel.container(id).ok_or_else(|| format!("container {id:?} does not exist in the sandbox"))
+        };
         match req {
             Request::Create => ok(self.create()),
-            Request::Start => ok(self.start()),
-            Request::Wait => {
-                let k = self.kernel.clone();
-                Outcome::Deferred(Box::new(move || Response::Waited(wait_status(k.wait_init()))))
-            }
-            Request::Signal { signo, all } => ok(self.kernel.signal(signo, all)),
-            Request::State => Outcome::Reply(Response::State(self.state())),
-            Request::Exec { args, env, cwd } => {
+            Request::CreateContainer { id, spec } => ok(self.create_container(id, spec, fds)),
+            Request::Start { container } => ok(self.start(container.as_deref().unwrap_or(ROOT))),
+            Request::Wait { container: id } => match container(&id) {
+                // Its init will never run: it went down with the root container.
+                Ok(c) if self.never_ran(&c) => Outcome::Reply(Response::Waited(WaitStatus { exit_code: None, signal: Some(libc::SIGKILL) })),
+                Ok(c) => Outcome::Deferred(Box::new(move || Response::Waited(wait_status(c.wait())))),
+                Err(message) => error(message),
+            },
+            Request::Signal { signo, all, container: id } => ok(container(&id).and_then(|c| self.kernel.signal_container(&c, signo, all))),
+            Request::SignalProcess { pid, signo } => ok(self.kernel.signal_process(pid, signo)),
+            Request::State { container: id } => match container(&id) {
+                Ok(c) => Outcome::Reply(Response::State(self.state(&c))),
+                Err(message) => error(message),
+            },
+            Request::DestroyContainer { id } => ok(self.destroy_container(&id)),
+            Request::Exec { args, env, cwd, container: id } => {
+                let c = match container(&id) {
+                    Ok(c) => c,
+                    Err(message) => return error(message),
+                };
                 let stdio: [OwnedFd; 3] = match fds.try_into() {
                     Ok(s) => s,
                     Err(got) => return error(format!("exec needs 3 stdio descriptors, got {}", got.len())),
@@ -214,7 +245,7 @@ impl Server {
                     cwd: cwd.into_bytes(),
                     stdio,
                 };
-                match self.kernel.exec(launch) {
+                match self.kernel.exec_in(&c, launch) {
                     Ok(pid) => Outcome::Reply(Response::Pid { pid }),
                     Err(message) => error(message),
                 }
@@ -234,7 +265,10 @@ impl Server {
                 self.kernel.resume();
                 Outcome::Reply(Response::Ok)
             }
-            Request::Ps => Outcome::Reply(Response::Processes { processes: self.processes() }),
+            Request::Ps { container: id } => match container(&id) {
+                Ok(c) => Outcome::Reply(Response::Processes { processes: self.processes(&c) }),
+                Err(message) => error(message),
+            },
             Request::Stats => {
                 let (memory, tasks) = self.kernel.usage();
                 Outcome::Reply(Response::Stats { memory, tasks: tasks as u64 })
@@ -244,8 +278,9 @@ impl Server {
     }
 
     fn create(&self) -> Result<(), String> {
-        let mut init = self.init.lock().unwrap();
-        match std::mem::replace(&mut *init, Init::Busy) {
+        let mut inits = self.inits.lock().unwrap();
+        let init = inits.get_mut(ROOT).expect("the root container's init");
+        match std::mem::replace(init, Init::Busy) {
             Init::Pending(launch) => match self.kernel.create_init(launch) {
                 Ok(task) => {
                     *init = Init::Created(task);
@@ -264,9 +299,21 @@ impl Server {
         }
     }
 
-    fn start(&self) -> Result<(), String> {
-        let mut init = self.init.lock().unwrap();
-        match std::mem::replace(&mut *init, Init::Busy) {
+    /// Adds a container of the pod and builds its init (see [`crate::pod`]).
+    fn create_container(&self, id: String, spec: control::ContainerSpec, fds: Vec<OwnedFd>) -> Result<(), String> {
+        let mut inits = self.inits.lock().unwrap();
+        if inits.contains_key(&id) {
+            return Err(format!("container {id:?} already exists in the sandbox"));
+        }
+        let task = crate::pod::create_container(&self.kernel, &id, spec, fds)?;
+        inits.insert(id, Init::Created(task));
+        Ok(())
+    }
+
+    fn start(&self, id: &str) -> Result<(), String> {
+        let mut inits = self.inits.lock().unwrap();
+        let init = inits.get_mut(id).ok_or_else(|| format!("container {id:?} does not exist in the sandbox"))?;
+        match std::mem::replace(init, Init::Busy) {
             Init::Created(task) => {
                 self.kernel.start(task);
                 *init = Init::Started;
@@ -279,23 +326,54 @@ impl Server {
         }
     }
 
-    fn state(&self) -> SandboxState {
-        let exit = self.kernel.init_status().map(wait_status);
-        let status = if exit.is_some() {
+    /// Ends an added container: its processes are killed (an init that
+    /// never ran is let run into its SIGKILL, so that it exits) and the
+    /// sandbox forgets it.
+    fn destroy_container(&self, id: &str) -> Result<(), String> {
+        let init = self.inits.lock().unwrap().remove(id);
+        if id == ROOT || init.is_none() {
+            return Err(format!("no added container {id:?} in the sandbox"));
+        }
+        let c = self.kernel.container(id);
+        self.kernel.remove_container(id);
+        if let Some(Init::Created(task)) = init {
+            self.kernel.start(task);
+        }
+        // A paused sandbox's tasks take their SIGKILL when it resumes.
+        if let Some(c) = c.filter(|_| !self.kernel.is_paused()) {
+            c.wait();
+        }
+        Ok(())
+    }
+
+    /// Whether `c` is an added container whose init never ran and never
+    /// will: the root container's end takes every container down.
+    fn never_ran(&self, c: &Container) -> bool {
+        let started = matches!(self.inits.lock().unwrap().get(&c.id), Some(Init::Started));
+        !c.is_root() && !started && self.kernel.init_status().is_some()
+    }
+
+    fn state(&self, c: &Container) -> SandboxState {
+        let exit = c.exit_status().map(wait_status);
+        let started = matches!(self.inits.lock().unwrap().get(&c.id), Some(Init::Started));
+        let status = if exit.is_some() || self.never_ran(c) {
             "stopped"
-        } else if !matches!(*self.init.lock().unwrap(), Init::Started) {
+        } else if !started {
             "created"
         } else if self.kernel.is_paused() {
             "paused"
         } else {
             "running"
         };
-        SandboxState { status: status.into(), pids: self.kernel.proc_list(), exit }
+        SandboxState { status: status.into(), pids: self.pids(c), exit }
     }
 
-    fn processes(&self) -> Vec<ProcessEntry> {
-        self.kernel
-            .proc_list()
+    fn pids(&self, c: &Container) -> Vec<i32> {
+        self.kernel.container_pids(c)
+    }
+
+    fn processes(&self, c: &Container) -> Vec<ProcessEntry> {
+        self.pids(c)
             .into_iter()
             .filter_map(|pid| self.kernel.proc_info(pid))
             .map(|p| {
@@ -303,7 +381,7 @@ impl Server {
                 ProcessEntry {
                     pid: p.pid,
                     ppid: p.ppid,
-                    uid: p.uid,
+                    uid: p.creds.uid.effective,
                     state: p.state.to_string(),
                     start_ticks: p.start_ticks,
                     cmd: if cmd.is_empty() { p.comm } else { cmd },

@@ -7,6 +7,19 @@ pub struct Spec {
     pub process: Option<Process>,
     pub root: Option<Root>,
     pub hostname: Option<String>,
+    #[serde(default)]
+    pub mounts: Vec<Mount>,
+}
+
+/// One entry of the spec's `mounts` (what the gofer prepares).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Mount {
+    pub destination: String,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub source: Option<String>,
+    #[serde(default)]
+    pub options: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

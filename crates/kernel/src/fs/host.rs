@@ -101,6 +101,16 @@ impl HostFs {
         let fs = Arc::new(HostFs { dev, readonly });
         Ok(Arc::new(HostNode { fs, fd: Arc::new(root), parent: None, name: c".".to_owned(), kind: S_IFDIR }))
     }
+
+    /// A one-file mount over `file`, a descriptor open for I/O (for
+    /// writing too unless `readonly`).
+    pub fn new_file_root(file: OwnedFd, readonly: bool, dev: u64) -> SysResult<Arc<HostNode>> {
+        if host_fstat(file.as_raw_fd())?.st_mode & S_IFMT != S_IFREG {
+            return Err(Errno::EINVAL);
+        }
+        let fs = Arc::new(HostFs { dev, readonly });
+        Ok(Arc::new(HostNode { fs, fd: Arc::new(file), parent: None, name: c".".to_owned(), kind: S_IFREG }))
+    }
 }
 
 impl HostNode {
@@ -110,7 +120,20 @@ impl HostNode {
         let flags = flags | libc::O_NOFOLLOW;
         match &self.parent {
             Some(p) => openat(p.as_raw_fd(), &self.name, flags, 0),
-            // The root is a directory: "." relative to itself.
+            // A one-file mount holds the file open already: share it (all
+            // I/O is positional, so the shared offset never matters).
+            None if self.kind == S_IFREG => {
+                // SAFETY: F_DUPFD_CLOEXEC on our own descriptor; checked.
+                let fd = retry(|| unsafe { libc::fcntl(self.fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) })?;
+                // SAFETY: fcntl just returned this descriptor.
+                let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+                if flags & libc::O_TRUNC != 0 {
+                    // SAFETY: ftruncate on our own descriptor.
+                    retry(|| unsafe { libc::ftruncate(fd.as_raw_fd(), 0) })?;
+                }
+                Ok(fd)
+            }
+            // A directory root: "." relative to itself.
             None => openat(self.fd.as_raw_fd(), c".", flags, 0),
         }
     }

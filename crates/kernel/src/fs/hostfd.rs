@@ -209,7 +209,7 @@ impl FileOps for HostFile {
                 if pg == 0 {
                     pg = t.task.tg.state.lock().unwrap().pgid;
                 }
-                t.write_obj(arg, &pg)?;
+                t.write_obj(arg, &t.pid_seen(pg))?;
                 Ok(0)
             }
             libc::TIOCSPGRP => {
@@ -220,6 +220,7 @@ impl FileOps for HostFile {
                 if pg < 0 {
                     return Err(Errno::EINVAL);
                 }
+                let pg = t.pid_named(pg).ok_or(Errno::ESRCH)?;
                 self.foreground.store(pg, Ordering::Relaxed);
                 Ok(0)
             }

@@ -48,6 +48,10 @@ impl<'a> Caller<'a> {
         let c = self.creds();
         (c.uid.fs, c.gid.fs)
     }
+    /// The PID namespace the caller sees (the root one without a task).
+    pub fn pidns(&self) -> crate::container::PidNs {
+        self.kernel.and_then(|k| k.task(self.tid)).map(|t| t.tg.container.pidns).unwrap_or(crate::container::ROOT_PIDNS)
+    }
     /// The calling task, for file systems that must block in open (fifos).
     pub fn task(&self) -> SysResult<Arc<crate::task::Task>> {
         self.kernel()?.task(self.tid).ok_or(Errno::ESRCH)

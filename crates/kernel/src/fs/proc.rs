@@ -141,6 +141,34 @@ fn info(k: &Kernel, pid: i32) -> SysResult<ProcInfo> {
     k.proc_info(t.tgid()).ok_or(Errno::ENOENT)
 }
 
+/// `i` with its pids as the caller sees them (its PID namespace's numbers).
+fn seen_by(c: &Caller, k: &Kernel, mut i: ProcInfo) -> ProcInfo {
+    let ns = c.pidns();
+    let tree = k.tree.lock().unwrap();
+    let to = |p: i32| tree.pids.to_ns(ns, p);
+    (i.pid, i.ppid, i.pgid, i.sid) = (to(i.pid), to(i.ppid), to(i.pgid), to(i.sid));
+    i.threads = i.threads.iter().map(|&t| to(t)).collect();
+    i
+}
+
+/// The global pid a name under /proc means for the caller, if it sees one.
+fn named(c: &Caller, k: &Kernel, name: &[u8]) -> SysResult<i32> {
+    let ns = c.pidns();
+    let local = parse_pid(name).ok_or(Errno::ENOENT)?;
+    k.tree.lock().unwrap().pids.from_ns(ns, local).ok_or(Errno::ENOENT)
+}
+
+/// A global pid as the caller sees it (0: it does not).
+fn seen_pid(c: &Caller, k: &Kernel, pid: i32) -> i32 {
+    let ns = c.pidns();
+    k.tree.lock().unwrap().pids.to_ns(ns, pid)
+}
+
+/// The caller's mount tree (the root container's without a caller).
+fn mount_tree(c: &Caller, k: &Arc<Kernel>) -> Arc<super::Vfs> {
+    c.task().map(|t| t.fs().lock().unwrap().vfs.clone()).unwrap_or_else(|_| k.vfs.clone())
+}
+
 /// A live task of the process (for cwd, root, fds).
 fn task_of(k: &Kernel, pid: i32) -> SysResult<Arc<Task>> {
     if let Some(t) = k.task(pid) {
@@ -168,8 +196,9 @@ impl Node for Dir {
         let mut st = synthetic_stat(DEV_PROC, id, S_IFDIR | mode, 2, 0, time);
         if let (Some(p), Some(k)) = (owner, k) {
             let i = info(k, p)?;
-            st.st_uid = i.uid;
-            st.st_gid = i.gid;
+            // As in Linux: a process's directory belongs to its effective ids.
+            st.st_uid = i.creds.uid.effective;
+            st.st_gid = i.creds.gid.effective;
         }
         Ok(st)
     }
@@ -180,7 +209,7 @@ impl Node for Dir {
                 if let Some((_, f)) = ROOT_ENTRIES.iter().find(|(n, _)| *n == s) {
                     return Ok(entry_node(f()));
                 }
-                let pid = parse_pid(name).ok_or(Errno::ENOENT)?;
+                let pid = named(c, c.kernel()?, name)?;
                 info(c.kernel()?, pid)?;
                 Ok(Arc::new(Dir::Pid(pid)))
             }
@@ -197,7 +226,7 @@ impl Node for Dir {
                 Ok(Arc::new(Link::Fd(p, fd)))
             }
             Dir::Tasks(p) => {
-                let tid = parse_pid(name).ok_or(Errno::ENOENT)?;
+                let tid = named(c, c.kernel()?, name)?;
                 if !info(c.kernel()?, p)?.threads.contains(&tid) {
                     return Err(Errno::ENOENT);
                 }
@@ -228,7 +257,10 @@ impl Node for Dir {
                 }
                 if let Some(k) = c.kernel {
                     for pid in k.proc_list() {
-                        out.push(DirEntry { ino: ino(1, pid, 0), kind: libc::DT_DIR, name: pid.to_string().into_bytes() });
+                        let seen = seen_pid(c, k, pid);
+                        if seen != 0 {
+                            out.push(DirEntry { ino: ino(1, pid, 0), kind: libc::DT_DIR, name: seen.to_string().into_bytes() });
+                        }
                     }
                 }
             }
@@ -245,8 +277,9 @@ impl Node for Dir {
                 }
             }
             Dir::Tasks(p) => {
-                for t in info(c.kernel()?, p)?.threads {
-                    out.push(DirEntry { ino: ino(1, t, 0), kind: libc::DT_DIR, name: t.to_string().into_bytes() });
+                let k = c.kernel()?;
+                for t in info(k, p)?.threads {
+                    out.push(DirEntry { ino: ino(1, t, 0), kind: libc::DT_DIR, name: seen_pid(c, k, t).to_string().into_bytes() });
                 }
             }
             Dir::Sys => out.push(DirEntry { ino: 3, kind: libc::DT_DIR, name: b"kernel".to_vec() }),
@@ -282,8 +315,8 @@ impl Node for Link {
     fn readlink(&self, c: &Caller) -> SysResult<LinkTarget> {
         let k = c.kernel()?;
         Ok(match *self {
-            Link::SelfLink if c.tgid > 0 => LinkTarget::Path(c.tgid.to_string().into_bytes()),
-            Link::ThreadSelf if c.tgid > 0 => LinkTarget::Path(format!("{}/task/{}", c.tgid, c.tid).into_bytes()),
+            Link::SelfLink if c.tgid > 0 => LinkTarget::Path(seen_pid(c, k, c.tgid).to_string().into_bytes()),
+            Link::ThreadSelf if c.tgid > 0 => LinkTarget::Path(format!("{}/task/{}", seen_pid(c, k, c.tgid), seen_pid(c, k, c.tid)).into_bytes()),
             Link::SelfLink | Link::ThreadSelf => return Err(Errno::ENOENT),
             Link::Exe(p) => {
                 let exe = info(k, p)?.exe;
@@ -372,7 +405,7 @@ impl File {
             }
             File::Mounts => {
                 let mut s = String::new();
-                for m in k.vfs.mounts() {
+                for m in mount_tree(c, k).mounts() {
                     let at = super::vfs::Location { mount: m.clone(), dentry: m.root.clone() }.path();
                     let _ = writeln!(s, "{} {} {} {},relatime 0 0", m.source, String::from_utf8_lossy(&at), m.fs_type, if m.readonly { "ro" } else { "rw" });
                 }
@@ -381,7 +414,7 @@ impl File {
             File::Mountinfo => {
                 // "ID PARENT MAJ:MIN ROOT POINT OPTIONS - TYPE SOURCE SUPER"
                 let mut s = String::new();
-                for m in k.vfs.mounts() {
+                for m in mount_tree(c, k).mounts() {
                     let at = super::vfs::Location { mount: m.clone(), dentry: m.root.clone() }.path();
                     let parent = m.parent.as_ref().map(|(p, _)| p.id).unwrap_or(m.id);
                     let ro = if m.readonly { "ro" } else { "rw" };
@@ -406,8 +439,8 @@ impl File {
             File::PidMax => b"4194304\n".to_vec(),
             File::Cmdline(p) => info(k, p)?.cmdline,
             File::Comm(p) => format!("{}\n", info(k, p)?.comm).into_bytes(),
-            File::PidStat(p) => format_stat(&info(k, p)?, p).into_bytes(),
-            File::Status(p) => format_status(&info(k, p)?, p, cfg.cpus).into_bytes(),
+            File::PidStat(p) => format_stat(&seen_by(c, k, info(k, p)?), seen_pid(c, k, p)).into_bytes(),
+            File::Status(p) => format_status(&seen_by(c, k, info(k, p)?), seen_pid(c, k, p), cfg.cpus).into_bytes(),
             File::Statm(p) => {
                 let i = info(k, p)?;
                 format!("{} {} 0 0 0 0 0\n", i.vm_size / 4096, i.vm_rss / 4096).into_bytes()
@@ -471,10 +504,13 @@ pub fn format_status(i: &ProcInfo, pid: i32, cpus: u32) -> String {
     let _ = writeln!(s, "Pid:\t{pid}");
     let _ = writeln!(s, "PPid:\t{}", i.ppid);
     let _ = writeln!(s, "TracerPid:\t0");
-    let _ = writeln!(s, "Uid:\t{0}\t{0}\t{0}\t{0}", i.uid);
-    let _ = writeln!(s, "Gid:\t{0}\t{0}\t{0}\t{0}", i.gid);
+    for (name, ids) in [("Uid", i.creds.uid), ("Gid", i.creds.gid)] {
+        let _ = writeln!(s, "{name}:\t{}\t{}\t{}\t{}", ids.real, ids.effective, ids.saved, ids.fs);
+    }
     let _ = writeln!(s, "FDSize:\t{}", i.fds.len().next_power_of_two().max(64));
-    let _ = writeln!(s, "Groups:\t");
+    // Linux ends the list with a space, even an empty one.
+    let groups: String = i.creds.groups.iter().map(|g| format!("{g} ")).collect();
+    let _ = writeln!(s, "Groups:\t{}", if groups.is_empty() { " ".into() } else { groups });
     let _ = writeln!(s, "NStgid:\t{}", i.pid);
     let _ = writeln!(s, "NSpid:\t{pid}");
     let _ = writeln!(s, "NSpgid:\t{}", i.pgid);
@@ -488,8 +524,10 @@ pub fn format_status(i: &ProcInfo, pid: i32, cpus: u32) -> String {
     for name in ["SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt"] {
         let _ = writeln!(s, "{name}:\t0000000000000000");
     }
-    for name in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
-        let _ = writeln!(s, "{name}:\t0000000000000000");
+    // Capabilities are all-or-nothing: effective uid 0 holds every one.
+    let held = if i.creds.privileged() { ALL_CAPS } else { 0 };
+    for (name, set) in [("CapInh", 0), ("CapPrm", held), ("CapEff", held), ("CapBnd", ALL_CAPS), ("CapAmb", 0)] {
+        let _ = writeln!(s, "{name}:\t{set:016x}");
     }
     let _ = writeln!(s, "Seccomp:\t0");
     let _ = writeln!(s, "Cpus_allowed_list:\t0-{}", cpus.max(1) - 1);
@@ -497,6 +535,9 @@ pub fn format_status(i: &ProcInfo, pid: i32, cpus: u32) -> String {
     let _ = writeln!(s, "nonvoluntary_ctxt_switches:\t0");
     s
 }
+
+/// Capabilities 0..=CAP_CHECKPOINT_RESTORE (40), as Linux 5.9+ lists them.
+const ALL_CAPS: u64 = (1 << 41) - 1;
 
 pub fn format_meminfo(total: u64, used: u64) -> String {
     let total_kb = total / 1024;
@@ -627,8 +668,7 @@ mod tests {
             vm_size: 8 << 20,
             vm_rss: 1 << 20,
             start_ticks: 42,
-            uid: 0,
-            gid: 0,
+            creds: crate::creds::Creds::of(0, 0),
             fds: vec![(0, b"/dev/null".to_vec())],
             maps: String::new(),
         }

@@ -105,6 +105,8 @@ impl Location {
 /// A process's view of the tree: root, working directory and umask.
 #[derive(Clone)]
 pub struct FsContext {
+    /// The mount namespace: the container's mount tree.
+    pub vfs: Arc<Vfs>,
     pub root: Location,
     pub cwd: Location,
     pub umask: u32,
@@ -127,6 +129,18 @@ pub struct Vfs {
     memfile: Arc<MemoryFile>,
     /// The devpts instance at /dev/pts (controlling-terminal lookups).
     devpts: Arc<devpts::DevPts>,
+    /// Device number for the next container mount.
+    next_dev: AtomicU64,
+}
+
+/// What a container mount ([`Vfs::mount_at`]) is made of.
+pub enum MountSource {
+    /// A host directory tree (an `O_PATH` descriptor of its top).
+    HostDir(OwnedFd),
+    /// One host file, opened for I/O.
+    HostFile(OwnedFd),
+    /// A memory-backed tmpfs whose root has permission bits `mode`.
+    Tmpfs { mode: u32 },
 }
 
 /// What the container's root is.
@@ -149,6 +163,8 @@ pub const DEV_SHM: u64 = 0x24;
 pub const DEV_PTS: u64 = 0x25;
 pub const DEV_SYS: u64 = 0x26;
 pub const DEV_MEMFD: u64 = 0x27;
+/// Container mounts (binds, tmpfs) are numbered from here.
+pub const DEV_FIRST_MOUNT: u64 = 0x30;
 /// Inode numbers of the overlay's upper layer start here, clear of the
 /// host's (so a new file never shares a number with a lower one).
 pub const UPPER_INO_BASE: u64 = 1 << 48;
@@ -158,6 +174,18 @@ impl Vfs {
     /// at /proc, dev at /dev (with a tmpfs at /dev/shm and devpts at
     /// /dev/pts) and sys at /sys. `memfile` holds every tmpfs's data.
     pub fn new(root: OwnedFd, mode: RootMode, memfile: Arc<MemoryFile>) -> SysResult<Arc<Vfs>> {
+        let memfd_fs = TmpFs::new(&memfile, DEV_MEMFD, 1);
+        Self::build(root, mode, memfile, memfd_fs, devpts::DevPts::new())
+    }
+
+    /// Another container's mount tree over the host directory `root`: its
+    /// own root, proc, dev and sys, sharing this tree's pseudo-terminals
+    /// and memfds (one sandbox, one set of those).
+    pub fn sibling(&self, root: OwnedFd, mode: RootMode) -> SysResult<Arc<Vfs>> {
+        Self::build(root, mode, self.memfile.clone(), self.memfd_fs.clone(), self.devpts.clone())
+    }
+
+    fn build(root: OwnedFd, mode: RootMode, memfile: Arc<MemoryFile>, memfd_fs: Arc<TmpFs>, devpts: Arc<devpts::DevPts>) -> SysResult<Arc<Vfs>> {
         let readonly = mode == RootMode::ReadOnly;
         let host_root = host::HostFs::new_root(root, true, DEV_ROOT)?;
         let (root_node, fs_type, source): (Arc<dyn Node>, &'static str, &'static str) = match mode {
@@ -176,9 +204,10 @@ impl Vfs {
             mounts: Mutex::new(vec![root_mount.clone()]),
             anon,
             next_ino: AtomicU64::new(1 << 40),
-            memfd_fs: TmpFs::new(&memfile, DEV_MEMFD, 1),
+            memfd_fs,
             memfile: memfile.clone(),
-            devpts: devpts::DevPts::new(),
+            devpts,
+            next_dev: AtomicU64::new(DEV_FIRST_MOUNT),
         };
         let root_loc = vfs.root();
         vfs.mount_on(&root_loc, b"proc", "proc", "proc", proc::root())?;
@@ -190,24 +219,61 @@ impl Vfs {
         Ok(Arc::new(vfs))
     }
 
-    /// Mounts `node` on the directory `name` of `at` (a sentry-only empty
-    /// directory stands in when `at` has no such directory, as in a
-    /// minimal image); returns the new mount's root.
-    fn mount_on(&self, at: &Location, name: &[u8], fs_type: &'static str, source: &'static str, node: Arc<dyn Node>) -> SysResult<Location> {
+    /// The child `name` of `at` to mount on: the existing one when it has
+    /// the kind `kind`, else a sentry-only empty directory standing in (as
+    /// for /proc in a minimal image, or a bind mount's missing point).
+    fn mount_point(&self, at: &Location, name: &[u8], kind: u32) -> Arc<Dentry> {
         let nobody = Caller { kernel: None, tgid: 0, tid: 0 };
-        let point = match at.dentry.child(&nobody, name) {
-            Ok(d) if d.node.kind() == S_IFDIR => d,
+        match at.dentry.child(&nobody, name) {
+            Ok(d) if d.node.kind() == kind => d,
             _ => {
                 let d = Dentry::new(name, Some(at.dentry.clone()), Arc::new(EmptyDir { dev: DEV_ROOT, ino: self.next_ino.fetch_add(1, Ordering::Relaxed) }));
                 at.dentry.adopt(name, &d);
                 d
             }
-        };
+        }
+    }
+
+    /// Mounts `node` on the child `name` of `at`; returns the new mount's root.
+    fn mount_on(&self, at: &Location, name: &[u8], fs_type: &'static str, source: &'static str, node: Arc<dyn Node>) -> SysResult<Location> {
+        self.mount_on_with(at, name, fs_type, source, node, false)
+    }
+
+    fn mount_on_with(&self, at: &Location, name: &[u8], fs_type: &'static str, source: &'static str, node: Arc<dyn Node>, readonly: bool) -> SysResult<Location> {
+        let point = self.mount_point(at, name, node.kind());
         let mut ms = self.mounts.lock().unwrap();
         let id = ms.iter().map(|m| m.id).max().unwrap_or(0) + 1;
-        let m = Arc::new(Mount { id, fs_type, source, root: Dentry::new(name, None, node), parent: Some((at.mount.clone(), point)), readonly: false });
+        let m = Arc::new(Mount { id, fs_type, source, root: Dentry::new(name, None, node), parent: Some((at.mount.clone(), point)), readonly });
         ms.push(m.clone());
         Ok(Location { dentry: m.root.clone(), mount: m })
+    }
+
+    /// Mounts a container mount at the absolute `path`, making sentry-only
+    /// directories for components the tree lacks (nothing reaches the host).
+    /// Symbolic links on the way are not followed: a mount lands where its
+    /// path says, never where the image's links would send it.
+    pub fn mount_at(&self, path: &[u8], source: MountSource, readonly: bool) -> SysResult<()> {
+        let names: Vec<&[u8]> = path.split(|&b| b == b'/').filter(|n| !n.is_empty()).collect();
+        let (last, dirs) = names.split_last().ok_or(Errno::EBUSY)?;
+        let mut at = self.root();
+        for name in dirs {
+            if *name == b".." || *name == b"." {
+                return Err(Errno::EINVAL);
+            }
+            let d = self.mount_point(&at, name, S_IFDIR);
+            at = Location { mount: at.mount.clone(), dentry: d };
+            while let Some(m) = self.mounted_on(&at) {
+                at = Location { dentry: m.root.clone(), mount: m };
+            }
+        }
+        let dev = self.next_dev.fetch_add(1, Ordering::Relaxed);
+        let (node, fs_type, src): (Arc<dyn Node>, &'static str, &'static str) = match source {
+            MountSource::HostDir(fd) => (host::HostFs::new_root(fd, readonly, dev)?, "bind", "veil-bind"),
+            MountSource::HostFile(fd) => (host::HostFs::new_file_root(fd, readonly, dev)?, "bind", "veil-bind"),
+            MountSource::Tmpfs { mode } => (TmpFs::new(&self.memfile, dev, 1).new_root(mode), "tmpfs", "tmpfs"),
+        };
+        self.mount_on_with(&at, last, fs_type, src, node, readonly)?;
+        Ok(())
     }
 
     /// The pseudo-terminals of /dev/pts.
@@ -498,7 +564,7 @@ fn status_flags(flags: u32) -> u32 {
 
 impl FsContext {
     pub fn new(vfs: &Arc<Vfs>) -> FsContext {
-        FsContext { root: vfs.root(), cwd: vfs.root(), umask: 0o022 }
+        FsContext { vfs: vfs.clone(), root: vfs.root(), cwd: vfs.root(), umask: 0o022 }
     }
 }
 
@@ -506,7 +572,7 @@ impl FsContext {
 /// file with an execute bit) and returns it with its absolute path.
 pub fn open_exec(kernel: &Arc<Kernel>, fs: &FsContext, caller_tgid: i32, path: &[u8]) -> SysResult<(Arc<OpenFile>, Vec<u8>)> {
     let c = Caller::new(kernel, caller_tgid, caller_tgid);
-    let loc = kernel.vfs.resolve(&c, &fs.root, &fs.cwd, path, Follow::Yes)?;
+    let loc = fs.vfs.resolve(&c, &fs.root, &fs.cwd, path, Follow::Yes)?;
     let st = loc.stat(&c)?;
     if st.st_mode & S_IFMT != S_IFREG || !c.creds().may_access(&st, 0o1) {
         return Err(Errno::EACCES);
@@ -519,7 +585,7 @@ pub fn open_exec(kernel: &Arc<Kernel>, fs: &FsContext, caller_tgid: i32, path: &
 /// Changes `fs.cwd` to `path` (ENOTDIR, ENOENT…).
 pub fn chdir(kernel: &Arc<Kernel>, fs: &mut FsContext, caller_tgid: i32, path: &[u8]) -> SysResult<()> {
     let c = Caller::new(kernel, caller_tgid, caller_tgid);
-    let loc = kernel.vfs.resolve(&c, &fs.root, &fs.cwd, path, Follow::Yes)?;
+    let loc = fs.vfs.resolve(&c, &fs.root, &fs.cwd, path, Follow::Yes)?;
     if !loc.is_dir() {
         return Err(Errno::ENOTDIR);
     }
@@ -586,6 +652,31 @@ mod tests {
 
     fn path_of(vfs: &Vfs, fs: &FsContext, p: &str, follow: Follow) -> SysResult<Vec<u8>> {
         vfs.resolve(&C, &fs.root, &fs.cwd, p.as_bytes(), follow).map(|l| l.path())
+    }
+
+    #[test]
+    fn container_mounts_land_at_their_paths() {
+        let (t, vfs, fs) = setup();
+        // A tmpfs under directories the image lacks, a host tree over an
+        // existing one, and a one-file mount.
+        vfs.mount_at(b"/new/deep/tmp", MountSource::Tmpfs { mode: 0o1777 }, false).unwrap();
+        vfs.mount_at(b"/a", MountSource::HostDir(open_dir(&t.dir.join("a/b"))), true).unwrap();
+        let file = std::fs::File::open(t.dir.join("top")).unwrap();
+        vfs.mount_at(b"/new/one", MountSource::HostFile(file.into()), true).unwrap();
+        let rw = (libc::O_RDWR | libc::O_CREAT) as u32;
+        vfs.open(&C, &fs, &fs.cwd, b"/new/deep/tmp/x", rw, 0o644).unwrap();
+        assert_eq!(vfs.resolve(&C, &fs.root, &fs.cwd, b"/new/deep/tmp", Follow::Yes).unwrap().stat(&C).unwrap().st_mode & 0o7777, 0o1777);
+        assert_eq!(path_of(&vfs, &fs, "/a/f", Follow::Yes).unwrap(), b"/a/f");
+        assert_eq!(vfs.open(&C, &fs, &fs.cwd, b"/a/f", (libc::O_WRONLY) as u32, 0).err(), Some(Errno::EROFS));
+        assert_eq!(vfs.open(&C, &fs, &fs.cwd, b"/a/g", rw, 0o644).err(), Some(Errno::EROFS));
+        let one = vfs.open(&C, &fs, &fs.cwd, b"/new/one", libc::O_RDONLY as u32, 0).unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(one.ops.read_at(None, &mut buf, 0).unwrap(), 3);
+        assert_eq!(&buf[..3], b"top");
+        assert!(!vfs.is_mount_point(&vfs.resolve(&C, &fs.root, &fs.cwd, b"/new/deep", Follow::Yes).unwrap()));
+        assert_eq!(vfs.mount_at(b"/", MountSource::Tmpfs { mode: 0o755 }, false).err(), Some(Errno::EBUSY));
+        // Nothing was made on the host.
+        assert!(!t.dir.join("new").exists());
     }
 
     #[test]

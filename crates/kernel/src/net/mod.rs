@@ -72,7 +72,7 @@ pub struct Ucred {
 
 impl Ucred {
     pub fn of(t: &crate::task::TaskCtx) -> Ucred {
-        Ucred { pid: t.tgid(), uid: t.uid(), gid: t.gid() }
+        Ucred { pid: t.pid_seen(t.tgid()), uid: t.uid(), gid: t.gid() }
     }
     pub fn to_bytes(self) -> [u8; 12] {
         let mut b = [0u8; 12];

@@ -69,14 +69,14 @@ pub(crate) fn start_at(t: &TaskCtx, fs: &FsContext, dirfd: i32, path: &[u8]) -> 
 pub(crate) fn resolve_at(t: &TaskCtx, dirfd: i32, path: &[u8], follow: Follow) -> SysResult<Location> {
     let fs = fs_context(t);
     let start = start_at(t, &fs, dirfd, path)?;
-    t.kernel().vfs.resolve(&caller(t), &fs.root, &start, path, follow)
+    fs.vfs.resolve(&caller(t), &fs.root, &start, path, follow)
 }
 
 fn do_open(t: &TaskCtx, dirfd: i32, path_addr: u64, flags: u32, mode: u32) -> SysResult<u64> {
     let path = t.read_path(path_addr)?;
     let fs = fs_context(t);
     let start = start_at(t, &fs, dirfd, &path)?;
-    let file = t.kernel().vfs.open(&caller(t), &fs, &start, &path, flags, mode)?;
+    let file = fs.vfs.open(&caller(t), &fs, &start, &path, flags, mode)?;
     let fd = t.files().install(file, flags & libc::O_CLOEXEC as u32 != 0)?;
     Ok(fd as u64)
 }

@@ -77,7 +77,7 @@ const AT_FDCWD: i32 = libc::AT_FDCWD;
 fn parent_of(t: &TaskCtx, dirfd: i32, path: &[u8]) -> SysResult<(Location, Vec<u8>)> {
     let fs = fs_context(t);
     let start = start_at(t, &fs, dirfd, path)?;
-    let (dir, name) = t.kernel().vfs.resolve_parent(&caller(t), &fs.root, &start, path)?;
+    let (dir, name) = fs.vfs.resolve_parent(&caller(t), &fs.root, &start, path)?;
     let name = name.to_vec();
     if dir.mount.readonly {
         return Err(Errno::EROFS);
@@ -129,7 +129,7 @@ fn do_remove(t: &TaskCtx, dirfd: i32, path_addr: u64, dir_wanted: bool) -> SysRe
         return Err(Errno::EISDIR);
     }
     let child = child_of(t, &dir, &name)?;
-    if t.kernel().vfs.is_mount_point(&child) {
+    if fs_context(t).vfs.is_mount_point(&child) {
         return Err(Errno::EBUSY);
     }
     if !dir_wanted && path.ends_with(b"/") {
@@ -176,7 +176,8 @@ fn do_rename(t: &TaskCtx, olddirfd: i32, old_addr: u64, newdirfd: i32, new_addr:
         return Err(Errno::EXDEV);
     }
     let src = child_of(t, &odir, &oname)?;
-    let vfs = &t.kernel().vfs;
+    let fsc = fs_context(t);
+    let vfs = &fsc.vfs;
     if vfs.is_mount_point(&src) {
         return Err(Errno::EBUSY);
     }

@@ -206,10 +206,12 @@ pub fn exit_robust_list(t: &TaskCtx) {
     let read_u64 = |addr: u64| t.read_obj::<u64>(addr).ok();
     let (Some(mut entry), Some(offset), Some(pending)) = (read_u64(head), read_u64(head + 8), read_u64(head + 16)) else { return };
     let offset = offset as i64;
+    // The owner's tid as the application wrote it: in its PID namespace.
+    let own_tid = t.pid_seen(t.tid()) as u32;
     let release = |entry: u64| {
         let word = entry.wrapping_add(offset as u64);
         if let Ok(v) = t.read_obj::<u32>(word) {
-            if v & FUTEX_TID_MASK == t.tid() as u32 {
+            if v & FUTEX_TID_MASK == own_tid {
                 let nv = (v & FUTEX_WAITERS) | FUTEX_OWNER_DIED;
                 if t.copy_out(word, &nv.to_le_bytes()).is_ok() && v & FUTEX_WAITERS != 0 {
                     wake_address(&t.task, word, 1);

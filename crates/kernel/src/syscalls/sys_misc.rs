@@ -195,7 +195,7 @@ fn default_rlimit(t: &TaskCtx, res: u32) -> SysResult<Rlimit> {
 
 fn sys_prlimit64(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     let (pid, res, new, old) = (a[0] as i32, a[1] as u32, a[2], a[3]);
-    if pid != 0 && pid != t.tgid() && t.kernel().task(pid).is_none() {
+    if pid != 0 && t.pid_named(pid).and_then(|p| t.kernel().task(p)).is_none() {
         return Err(Errno::ESRCH);
     }
     let cur = default_rlimit(t, res)?;

@@ -98,16 +98,18 @@ fn do_clone(t: &mut TaskCtx, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: 
         SignalState { mask: s.mask, altstack: if thread { Default::default() } else { s.altstack }, ..Default::default() }
     };
 
-    let (child, tid) = {
+    let (child, ns_tid) = {
         let mut tree = kernel.tree.lock().unwrap();
-        let tid = tree.alloc_pid();
+        let ns = parent.tg.container.pidns;
+        let tid = tree.alloc_pid(ns);
+        let ns_tid = tree.pids.to_ns(ns, tid);
         let tg = if thread {
             parent.tg.state.lock().unwrap().threads.push(tid);
             parent.tg.clone()
         } else {
             let pst = parent.tg.state.lock().unwrap();
             let ppid = if flags & CLONE_PARENT != 0 { pst.ppid } else { parent.tgid() };
-            let tg = ThreadGroup::new(tid, ppid, pst.pgid, pst.sid, parent.tg.cmdline.lock().unwrap().clone(), parent.tg.exe.lock().unwrap().clone());
+            let tg = ThreadGroup::new(tid, ppid, pst.pgid, pst.sid, parent.tg.cmdline.lock().unwrap().clone(), parent.tg.exe.lock().unwrap().clone(), parent.tg.container.clone());
             drop(pst);
             if let Some(p) = tree.groups.get(&ppid) {
                 p.state.lock().unwrap().children.push(tid);
@@ -129,13 +131,13 @@ fn do_clone(t: &mut TaskCtx, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: 
         child.set_comm(parent.comm_string().as_bytes());
         *child.creds.lock().unwrap() = parent.creds.lock().unwrap().clone();
         tree.tasks.insert(tid, child.clone());
-        (child, tid)
+        (child, ns_tid)
     };
     if flags & CLONE_PARENT_SETTID != 0 {
-        t.copy_out(ptid, &(tid as u32).to_le_bytes())?;
+        t.copy_out(ptid, &(ns_tid as u32).to_le_bytes())?;
     }
     if flags & CLONE_CHILD_SETTID != 0 {
-        mm.copy_out(ctid, &(tid as u32).to_le_bytes())?;
+        mm.copy_out(ctid, &(ns_tid as u32).to_le_bytes())?;
     }
     if flags & CLONE_CHILD_CLEARTID != 0 {
         child.clear_child_tid.store(ctid, std::sync::atomic::Ordering::SeqCst);
@@ -158,7 +160,7 @@ fn do_clone(t: &mut TaskCtx, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: 
             parent.tg.vfork_done.unregister(&parent.waiter);
         }
     }
-    Ok(tid as u64)
+    Ok(ns_tid as u64)
 }
 
 /// clone3(2): `struct clone_args` translated to clone's arguments.
@@ -330,6 +332,17 @@ struct WaitFor {
 /// continue, as `want` asks; reaps an exited child when consuming. None
 /// when `nohang` and nothing happened yet.
 fn wait_for_child(t: &mut TaskCtx, pid: i32, want: WaitFor) -> SysResult<Option<(i32, WaitEvent)>> {
+    // pid and process-group arguments name processes in the caller's PID namespace.
+    let pid = match pid {
+        -1 | 0 => pid,
+        p if p > 0 => t.pid_named(p).ok_or(Errno::ECHILD)?,
+        p => -t.pid_named(-p).ok_or(Errno::ECHILD)?,
+    };
+    let found = wait_for_global(t, pid, want)?;
+    Ok(found.map(|(cpid, ev)| (t.pid_seen(cpid), ev)))
+}
+
+fn wait_for_global(t: &mut TaskCtx, pid: i32, want: WaitFor) -> SysResult<Option<(i32, WaitEvent)>> {
     let kernel = t.kernel().clone();
     let me = t.task.tg.clone();
     loop {
@@ -409,27 +422,31 @@ fn sys_wait4(t: &mut TaskCtx, a: &super::Args) -> SysResult<u64> {
 }
 
 fn sys_getpid(t: &mut TaskCtx, _a: &super::Args) -> SysResult<u64> {
-    Ok(t.tgid() as u64)
+    Ok(t.pid_seen(t.tgid()) as u64)
 }
 
 fn sys_getppid(t: &mut TaskCtx, _a: &super::Args) -> SysResult<u64> {
-    Ok(t.task.tg.state.lock().unwrap().ppid as u64)
+    let ppid = t.task.tg.state.lock().unwrap().ppid;
+    Ok(t.pid_seen(ppid) as u64)
 }
 
 fn sys_gettid(t: &mut TaskCtx, _a: &super::Args) -> SysResult<u64> {
-    Ok(t.tid() as u64)
+    Ok(t.pid_seen(t.tid()) as u64)
 }
 
 fn sys_set_tid_address(t: &mut TaskCtx, a: &super::Args) -> SysResult<u64> {
     t.task.clear_child_tid.store(a[0], std::sync::atomic::Ordering::SeqCst);
-    Ok(t.tid() as u64)
+    Ok(t.pid_seen(t.tid()) as u64)
 }
 
+/// The process `pid` names for the caller (0: the caller).
 fn group_of(t: &TaskCtx, pid: i32) -> SysResult<Arc<ThreadGroup>> {
     if pid == 0 {
         return Ok(t.task.tg.clone());
     }
-    t.kernel().tree.lock().unwrap().groups.get(&pid).cloned().ok_or(Errno::ESRCH)
+    let tree = t.kernel().tree.lock().unwrap();
+    let global = tree.pids.from_ns(t.pidns(), pid).ok_or(Errno::ESRCH)?;
+    tree.groups.get(&global).cloned().ok_or(Errno::ESRCH)
 }
 
 fn sys_setpgid(t: &mut TaskCtx, a: &super::Args) -> SysResult<u64> {
@@ -437,6 +454,7 @@ fn sys_setpgid(t: &mut TaskCtx, a: &super::Args) -> SysResult<u64> {
     if pgid < 0 {
         return Err(Errno::EINVAL);
     }
+    let pgid = if pgid == 0 { 0 } else { t.pid_named(pgid).ok_or(Errno::EPERM)? };
     let target = group_of(t, pid)?;
     let me = t.tgid();
     let (tsid, tppid) = {
@@ -467,11 +485,13 @@ fn sys_setpgid(t: &mut TaskCtx, a: &super::Args) -> SysResult<u64> {
 }
 
 fn sys_getpgid(t: &mut TaskCtx, a: &super::Args) -> SysResult<u64> {
-    Ok(group_of(t, a[0] as i32)?.state.lock().unwrap().pgid as u64)
+    let pgid = group_of(t, a[0] as i32)?.state.lock().unwrap().pgid;
+    Ok(t.pid_seen(pgid) as u64)
 }
 
 fn sys_getpgrp(t: &mut TaskCtx, _a: &super::Args) -> SysResult<u64> {
-    Ok(t.task.tg.state.lock().unwrap().pgid as u64)
+    let pgid = t.task.tg.state.lock().unwrap().pgid;
+    Ok(t.pid_seen(pgid) as u64)
 }
 
 fn sys_setsid(t: &mut TaskCtx, _a: &super::Args) -> SysResult<u64> {
@@ -488,11 +508,13 @@ fn sys_setsid(t: &mut TaskCtx, _a: &super::Args) -> SysResult<u64> {
     }
     st.pgid = me;
     st.sid = me;
-    Ok(me as u64)
+    drop(st);
+    Ok(t.pid_seen(me) as u64)
 }
 
 fn sys_getsid(t: &mut TaskCtx, a: &super::Args) -> SysResult<u64> {
-    Ok(group_of(t, a[0] as i32)?.state.lock().unwrap().sid as u64)
+    let sid = group_of(t, a[0] as i32)?.state.lock().unwrap().sid;
+    Ok(t.pid_seen(sid) as u64)
 }
 
 #[allow(dead_code)]

@@ -177,17 +177,19 @@ fn sys_kill(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     }
     let kernel = t.kernel().clone();
     let me = t.tgid();
+    let ns = t.pidns();
     let targets: Vec<Arc<ThreadGroup>> = {
         let tree = kernel.tree.lock().unwrap();
-        let alive = |g: &&Arc<ThreadGroup>| g.state.lock().unwrap().zombie.is_none();
+        // Only processes of the caller's PID namespace (and those below it).
+        let alive = |g: &&Arc<ThreadGroup>| g.state.lock().unwrap().zombie.is_none() && tree.pids.visible(ns, g.tgid);
+        let in_group = |pg: Option<i32>| {
+            tree.groups.values().filter(alive).filter(|g| Some(g.state.lock().unwrap().pgid) == pg).cloned().collect()
+        };
         match pid {
-            p if p > 0 => tree.groups.get(&p).into_iter().cloned().collect(),
-            0 => {
-                let pg = t.task.tg.state.lock().unwrap().pgid;
-                tree.groups.values().filter(alive).filter(|g| g.state.lock().unwrap().pgid == pg).cloned().collect()
-            }
-            -1 => tree.groups.values().filter(alive).filter(|g| g.tgid != 1 && g.tgid != me).cloned().collect(),
-            p => tree.groups.values().filter(alive).filter(|g| g.state.lock().unwrap().pgid == -p).cloned().collect(),
+            p if p > 0 => tree.pids.from_ns(ns, p).and_then(|p| tree.groups.get(&p)).into_iter().cloned().collect(),
+            0 => in_group(Some(t.task.tg.state.lock().unwrap().pgid)),
+            -1 => tree.groups.values().filter(alive).filter(|g| tree.pids.to_ns(ns, g.tgid) != 1 && g.tgid != me).cloned().collect(),
+            p => in_group(tree.pids.from_ns(ns, -p)),
         }
     };
     if targets.is_empty() {
@@ -203,14 +205,22 @@ fn sys_kill(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
         return Ok(0);
     }
     for g in targets {
-        // Init only receives signals it has a handler for (it cannot be
-        // killed from inside by default actions, as Linux's PID namespace init).
-        if g.tgid == 1 && me != 1 && init_ignores(&kernel, &g, signo) {
+        // A PID namespace's init only receives signals it has a handler for
+        // (it cannot be killed from inside by default actions); from an
+        // ancestor namespace SIGKILL and SIGSTOP get through too.
+        let ns_init = g.container.init() == g.tgid && kernel.tree.lock().unwrap().pids.to_ns(g.container.pidns, g.tgid) == 1;
+        let forced = ns != g.container.pidns && (signo == abi::signal::SIGKILL || signo == abi::signal::SIGSTOP);
+        if ns_init && g.tgid != me && !forced && init_ignores(&kernel, &g, signo) {
             continue;
         }
-        crate::signal::send_to_group(&kernel, &g, Siginfo::from_user(signo, code::SI_USER, me, 0));
+        crate::signal::send_to_group(&kernel, &g, Siginfo::from_user(signo, code::SI_USER, sender_seen_by(&kernel, me, &g), 0));
     }
     Ok(0)
+}
+
+/// The sender's pid as the receiving process sees it.
+fn sender_seen_by(kernel: &crate::Kernel, sender: i32, receiver: &ThreadGroup) -> i32 {
+    kernel.tree.lock().unwrap().pids.to_ns(receiver.container.pidns, sender)
 }
 
 /// Whether credentials `c` may signal process `g` (its first thread's ids).
@@ -244,15 +254,16 @@ fn send_to_thread(t: &TaskCtx, tgid: Option<i32>, tid: i32, signo: i32) -> SysRe
     if signo != 0 {
         valid_signo(signo)?;
     }
-    let target = t.kernel().task(tid).ok_or(Errno::ESRCH)?;
-    if tgid.is_some_and(|g| g != target.tgid()) {
+    let target = t.pid_named(tid).and_then(|tid| t.kernel().task(tid)).ok_or(Errno::ESRCH)?;
+    if tgid.is_some_and(|g| t.pid_named(g) != Some(target.tgid())) {
         return Err(Errno::ESRCH);
     }
     if !t.creds().may_signal(&target.creds.lock().unwrap()) {
         return Err(Errno::EPERM);
     }
     if signo != 0 {
-        crate::signal::send_to_task(&target, Siginfo::from_user(signo, code::SI_TKILL, t.tgid(), 0));
+        let from = sender_seen_by(t.kernel(), t.tgid(), &target.tg);
+        crate::signal::send_to_task(&target, Siginfo::from_user(signo, code::SI_TKILL, from, 0));
     }
     Ok(0)
 }
@@ -311,7 +322,7 @@ fn sys_rt_sigqueueinfo(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
         return Err(Errno::EPERM);
     }
     info.signo = signo;
-    let tg = t.kernel().tree.lock().unwrap().groups.get(&pid).cloned().ok_or(Errno::ESRCH)?;
+    let tg = t.pid_named(pid).and_then(|p| t.kernel().tree.lock().unwrap().groups.get(&p).cloned()).ok_or(Errno::ESRCH)?;
     crate::signal::send_to_group(t.kernel(), &tg, info);
     Ok(0)
 }

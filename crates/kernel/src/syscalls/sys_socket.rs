@@ -150,12 +150,17 @@ fn read_addr(t: &TaskCtx, addr: u64, len: u64) -> SysResult<Addr> {
 fn path_key(t: &TaskCtx, path: &[u8]) -> SysResult<Key> {
     let fs = fs_context(t);
     let c = caller(t);
-    let (dir, name) = t.kernel().vfs.resolve_parent(&c, &fs.root, &fs.cwd, path)?;
+    let (dir, name) = fs.vfs.resolve_parent(&c, &fs.root, &fs.cwd, path)?;
     if name.is_empty() || name == b"." || name == b".." {
         return Err(Errno::EINVAL);
     }
-    let mut key = dir.path();
-    if key != b"/" {
+    let mut key = Vec::new();
+    // Another container's tree is another set of files: its names are apart.
+    if !Arc::ptr_eq(&fs.vfs, &t.kernel().vfs) {
+        key.extend_from_slice(format!("{:p}:", Arc::as_ptr(&fs.vfs)).as_bytes());
+    }
+    key.extend_from_slice(&dir.path());
+    if dir.path() != b"/" {
         key.push(b'/');
     }
     key.extend_from_slice(name);
@@ -164,7 +169,7 @@ fn path_key(t: &TaskCtx, path: &[u8]) -> SysResult<Key> {
 
 fn path_exists(t: &TaskCtx, path: &[u8]) -> bool {
     let fs = fs_context(t);
-    t.kernel().vfs.resolve(&caller(t), &fs.root, &fs.cwd, path, Follow::No).is_ok()
+    fs.vfs.resolve(&caller(t), &fs.root, &fs.cwd, path, Follow::No).is_ok()
 }
 
 /// The socket a name refers to (connect, sendto).

@@ -313,7 +313,7 @@ impl Terminal {
         }
         self.live_session();
         let pg = self.state().pgrp;
-        t.write_obj(arg, &pg)?;
+        t.write_obj(arg, &t.pid_seen(pg))?;
         Ok(0)
     }
 
@@ -329,6 +329,7 @@ impl Terminal {
         if pg < 0 {
             return Err(Errno::EINVAL);
         }
+        let pg = t.pid_named(pg).ok_or(Errno::ESRCH)?;
         let (sid, _) = ids(tg);
         let members: Vec<Arc<ThreadGroup>> = t.kernel().tree.lock().unwrap().groups.values().cloned().collect();
         let mut found = false;
@@ -354,7 +355,7 @@ impl Terminal {
             return Err(Errno::ENOTTY);
         }
         let s = self.live_session().ok_or(Errno::ENOTTY)?;
-        t.write_obj(arg, &s.sid)?;
+        t.write_obj(arg, &t.pid_seen(s.sid))?;
         Ok(0)
     }
 }

@@ -1,0 +1,203 @@
+//! The container's mounts: what the gofer makes of the spec's `mounts`,
+//! and the messages that carry them (with their descriptors) to the sentry.
+//!
+//! The gofer sends, over a stream socket, the root first, then one message
+//! per mount in spec order, then `Done` (or `Failed` at the first error).
+//! Host trees travel as descriptors (`SCM_RIGHTS`, one per message); a
+//! tmpfs is the sentry's own and carries none.
+
+use crate::spec;
+use kernel::fs::vfs::{MountSource, RootMode};
+use kernel::fs::Vfs;
+use kernel::kernel::errno_text;
+use kernel::SysResult;
+use serde::{Deserialize, Serialize};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
+
+/// A mount as the sentry builds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum Plan {
+    /// A host directory tree; its descriptor comes with the message.
+    HostDir { destination: String, readonly: bool },
+    /// One host file, opened for I/O; its descriptor comes with the message.
+    HostFile { destination: String, readonly: bool },
+    /// A memory-backed tmpfs of the sentry's own.
+    Tmpfs { destination: String, readonly: bool, mode: u32 },
+}
+
+impl Plan {
+    pub fn destination(&self) -> &str {
+        match self {
+            Plan::HostDir { destination, .. } | Plan::HostFile { destination, .. } | Plan::Tmpfs { destination, .. } => destination,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "type")]
+pub enum GoferMessage {
+    Mount { plan: Plan },
+    /// A spec mount the sandbox does not take from the host, and why.
+    Skipped { destination: String, why: String },
+    Done,
+    Failed { message: String },
+}
+
+/// What the gofer does with one spec mount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Clone (or, for a file, open) the host `source`.
+    Bind { destination: String, source: String, recursive: bool, readonly: bool },
+    Tmpfs { destination: String, readonly: bool, mode: u32 },
+    Skip { destination: String, why: String },
+}
+
+/// Destinations the sentry always serves with its own file systems.
+const SENTRY_OWNED: [&str; 5] = ["/proc", "/dev", "/dev/pts", "/dev/shm", "/sys"];
+/// File system types that only make sense as the sentry's own.
+const SENTRY_TYPES: [&str; 6] = ["proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2"];
+
+/// `path` without empty and `.` components; errors on a relative path or `..`.
+fn clean_destination(path: &str, field: &str) -> Result<String, String> {
+    if !path.starts_with('/') {
+        return Err(format!("{field} {path:?} is not absolute"));
+    }
+    let mut out = String::new();
+    for c in path.split('/').filter(|c| !c.is_empty() && *c != ".") {
+        if c == ".." {
+            return Err(format!("{field} {path:?} contains \"..\""));
+        }
+        out.push('/');
+        out.push_str(c);
+    }
+    Ok(if out.is_empty() { "/".into() } else { out })
+}
+
+/// Octal `mode=` of a tmpfs, as mount(8) reads it.
+fn tmpfs_mode(options: &[String], field: &str) -> Result<u32, String> {
+    match options.iter().find_map(|o| o.strip_prefix("mode=")) {
+        None => Ok(0o1777),
+        Some(m) => u32::from_str_radix(m, 8).ok().filter(|m| *m <= 0o7777).ok_or_else(|| format!("{field}: mode={m} is not an octal mode")),
+    }
+}
+
+/// Decides what becomes of the spec's mount number `index`.
+pub fn classify(index: usize, m: &spec::Mount) -> Result<Action, String> {
+    let field = format!("mounts[{index}]");
+    let destination = clean_destination(&m.destination, &format!("{field}.destination"))?;
+    let kind = m.kind.as_deref().unwrap_or("");
+    let readonly = m.options.iter().any(|o| o == "ro");
+    let skip = |why: &str| Ok(Action::Skip { destination: destination.clone(), why: why.into() });
+    if SENTRY_OWNED.contains(&destination.as_str()) || destination == "/" {
+        return skip("served by the sentry's own file system");
+    }
+    let bind = kind == "bind" || m.options.iter().any(|o| o == "bind" || o == "rbind");
+    if bind {
+        let source = m.source.as_deref().ok_or_else(|| format!("{field}.source is missing"))?;
+        if !source.starts_with('/') {
+            return Err(format!("{field}.source {source:?} is not absolute"));
+        }
+        let recursive = m.options.iter().any(|o| o == "rbind");
+        return Ok(Action::Bind { destination, source: source.into(), recursive, readonly });
+    }
+    match kind {
+        "tmpfs" => Ok(Action::Tmpfs { mode: tmpfs_mode(&m.options, &field)?, destination, readonly }),
+        t if SENTRY_TYPES.contains(&t) => skip(&format!("type {t} is not served under {destination}")),
+        t => skip(&format!("type {t:?} is not supported")),
+    }
+}
+
+/// The sentry's side: the root tree and every mount, in spec order.
+pub struct Received {
+    pub root: OwnedFd,
+    pub readonly_root: bool,
+    pub mounts: Vec<(Plan, Option<OwnedFd>)>,
+    pub skipped: Vec<String>,
+}
+
+/// Reads the gofer's messages until `Done`.
+pub fn receive(sock: &impl AsRawFd) -> Result<Received, String> {
+    let mut root = None;
+    let mut mounts = Vec::new();
+    let mut skipped = Vec::new();
+    loop {
+        let (msg, mut fds) = control::recv_with_fds::<GoferMessage>(sock).map_err(|e| format!("mounts from the gofer: {e}"))?;
+        match msg {
+            GoferMessage::Mount { plan } => {
+                let fd = fds.pop();
+                let needs_fd = !matches!(plan, Plan::Tmpfs { .. });
+                if needs_fd != fd.is_some() {
+                    return Err(format!("mounts from the gofer: {} came with the wrong descriptors", plan.destination()));
+                }
+                match (&plan, root.is_none()) {
+                    (Plan::HostDir { destination, readonly }, true) if destination == "/" => root = Some((fd.unwrap(), *readonly)),
+                    (_, true) => return Err("mounts from the gofer: the root did not come first".into()),
+                    _ => mounts.push((plan, fd)),
+                }
+            }
+            GoferMessage::Skipped { destination, why } => skipped.push(format!("{destination}: {why}")),
+            GoferMessage::Failed { message } => return Err(message),
+            GoferMessage::Done => {
+                let (root, readonly_root) = root.ok_or("mounts from the gofer: no root")?;
+                return Ok(Received { root, readonly_root, mounts, skipped });
+            }
+        }
+    }
+}
+
+/// The container's file system from what the gofer sent: `tree` makes the
+/// tree over the root (copy-on-write in memory unless read-only), then the
+/// mounts go on in spec order.
+pub fn container_fs(m: Received, tree: impl FnOnce(OwnedFd, RootMode) -> SysResult<Arc<Vfs>>) -> Result<Arc<Vfs>, String> {
+    let mode = if m.readonly_root { RootMode::ReadOnly } else { RootMode::Overlay };
+    let vfs = tree(m.root, mode).map_err(|e| format!("root filesystem: {}", errno_text(e)))?;
+    for (plan, fd) in m.mounts {
+        let (source, readonly) = match (&plan, fd) {
+            (Plan::HostDir { readonly, .. }, Some(fd)) => (MountSource::HostDir(fd), *readonly),
+            (Plan::HostFile { readonly, .. }, Some(fd)) => (MountSource::HostFile(fd), *readonly),
+            (Plan::Tmpfs { readonly, mode, .. }, _) => (MountSource::Tmpfs { mode: *mode }, *readonly),
+            _ => unreachable!("receive checked the descriptors"),
+        };
+        vfs.mount_at(plan.destination().as_bytes(), source, readonly).map_err(|e| format!("mount at {}: {}", plan.destination(), errno_text(e)))?;
+    }
+    Ok(vfs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(dest: &str, kind: &str, source: Option<&str>, options: &[&str]) -> spec::Mount {
+        spec::Mount { destination: dest.into(), kind: Some(kind.into()), source: source.map(String::from), options: options.iter().map(|s| s.to_string()).collect() }
+    }
+
+    #[test]
+    fn classifies_what_runc_specs_hold() {
+        assert!(matches!(classify(0, &m("/proc", "proc", Some("proc"), &[])).unwrap(), Action::Skip { .. }));
+        assert!(matches!(classify(0, &m("/dev", "tmpfs", Some("tmpfs"), &["mode=755"])).unwrap(), Action::Skip { .. }));
+        assert!(matches!(classify(0, &m("/dev/mqueue", "mqueue", None, &[])).unwrap(), Action::Skip { .. }));
+        assert_eq!(
+            classify(0, &m("/run//x/", "tmpfs", None, &["nosuid", "mode=0700", "ro"])).unwrap(),
+            Action::Tmpfs { destination: "/run/x".into(), readonly: true, mode: 0o700 }
+        );
+        assert_eq!(
+            classify(0, &m("/data", "none", Some("/srv"), &["rbind", "ro"])).unwrap(),
+            Action::Bind { destination: "/data".into(), source: "/srv".into(), recursive: true, readonly: true }
+        );
+        assert_eq!(
+            classify(0, &m("/etc/hosts", "bind", Some("/h"), &[])).unwrap(),
+            Action::Bind { destination: "/etc/hosts".into(), source: "/h".into(), recursive: false, readonly: false }
+        );
+    }
+
+    #[test]
+    fn bad_mounts_name_the_field() {
+        assert!(classify(2, &m("data", "tmpfs", None, &[])).unwrap_err().contains("mounts[2].destination"));
+        assert!(classify(1, &m("/a/../b", "tmpfs", None, &[])).unwrap_err().contains(".."));
+        assert!(classify(3, &m("/a", "bind", Some("rel"), &[])).unwrap_err().contains("mounts[3].source"));
+        assert!(classify(3, &m("/a", "bind", None, &[])).unwrap_err().contains("mounts[3].source"));
+        assert!(classify(0, &m("/t", "tmpfs", None, &["mode=9"])).unwrap_err().contains("mode=9"));
+    }
+}

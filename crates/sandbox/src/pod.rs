@@ -1,0 +1,36 @@
+//! Adding a container to a running sandbox: the second and later
+//! containers of a CRI pod (runsc's `createSubcontainer`). Each gets its
+//! own mount tree over its own root filesystem, its own init and stdio,
+//! and a PID namespace of its own when its spec asks for one.
+
+use control::ContainerSpec;
+use kernel::task::Task;
+use kernel::{Kernel, LaunchSpec};
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
+/// Builds container `id` from `spec` and its descriptors (stdin, stdout,
+/// stderr, and the socket on which its gofer sends its root and mounts);
+/// its init runs once started. On failure nothing of it is left in the
+/// sandbox.
+pub fn create_container(kernel: &Arc<Kernel>, id: &str, spec: ContainerSpec, fds: Vec<OwnedFd>) -> Result<Arc<Task>, String> {
+    let [stdin, stdout, stderr, gofer]: [OwnedFd; 4] =
+        fds.try_into().map_err(|got: Vec<OwnedFd>| format!("createContainer needs 4 descriptors (stdin, stdout, stderr, gofer socket), got {}", got.len()))?;
+    if spec.args.is_empty() {
+        return Err("process.args is empty".into());
+    }
+    if !spec.cwd.starts_with('/') {
+        return Err(format!("process.cwd {:?} is not absolute", spec.cwd));
+    }
+    // Its own mount tree, sharing the sandbox's pseudo-terminals and memfds.
+    let mounts = crate::mounts::receive(&gofer)?;
+    let vfs = crate::mounts::container_fs(mounts, |root, mode| kernel.vfs.sibling(root, mode))?;
+    let c = kernel.add_container(id, vfs, spec.own_pid_namespace)?;
+    let launch = LaunchSpec {
+        argv: spec.args.into_iter().map(String::into_bytes).collect(),
+        envp: spec.env.into_iter().map(String::into_bytes).collect(),
+        cwd: spec.cwd.into_bytes(),
+        stdio: [stdin, stdout, stderr],
+    };
+    kernel.create_container_init(&c, launch).inspect_err(|_| kernel.remove_container(id))
+}
