@@ -22,7 +22,6 @@ const MUST_PASS = [
   'kill_no_effect',
   'linux_cgroups_cpus',
   'linux_cgroups_pids',
-  'linux_ns_itype',
   'state',
 ];
 
