@@ -30,6 +30,12 @@ export function startWatching() {
   tmpBefore = veilTmpEntries();
 }
 
+/**
+ * The environment that marks a process as this test's (for assertNothingLeft)
+ * and gives it the private TMPDIR: for daemons a test starts itself.
+ */
+export const watchedEnv = () => ({ VEIL_TEST_MARK: mark, TMPDIR: privateTmp });
+
 /** Host processes whose environment holds this test's mark. */
 function markedProcesses() {
   const found = [];

@@ -12,7 +12,7 @@ const { parseSignal } = load('oci.js');
 const { cgroupPath, cpusetCount, derivedLimits, detectHierarchy, sharesToWeight } = load('cgroup.js');
 const { changeStatus } = load('container.js');
 const { rfc3339Nano, ID_PATTERN } = load('state.js');
-const { normalizeArgs } = load('cli.js');
+const { normalizeArgs, endExecFlags } = load('cli.js');
 const { sandboxIdOf, wantsOwnPidNamespace, joiningSpec, podMembers } = load('pod.js');
 
 const spec = (score, type) => ({
@@ -105,4 +105,12 @@ test('ids, timestamps and single-dash long flags', () => {
   assert.equal(rfc3339Nano(new Date(Date.UTC(2024, 0, 2, 3, 4, 5, 678)), 9), '2024-01-02T03:04:05.678000009Z');
   assert.equal(rfc3339Nano(new Date(Date.UTC(2024, 0, 2, 3, 4, 5, 0)), 0), '2024-01-02T03:04:05Z');
   assert.deepEqual(normalizeArgs(['-root', '/r', '-no-subreaper', '-a', 'kill', '-bundle=/b', '--', '-root']), ['--root', '/r', '--no-subreaper', '-a', 'kill', '--bundle=/b', '--', '-root']);
+});
+
+test('exec\'s flags end at the container id, as in runc', () => {
+  assert.deepEqual(endExecFlags(['-root', '/r', 'exec', '-t', '-e', 'A=1', 'id', 'sh', '-c', 'x']), ['-root', '/r', 'exec', '-t', '-e', 'A=1', 'id', '--', 'sh', '-c', 'x']);
+  assert.deepEqual(endExecFlags(['exec', '--console-socket=/s', '--detach', 'id', 'ls', '-all']), ['exec', '--console-socket=/s', '--detach', 'id', '--', 'ls', '-all']);
+  assert.deepEqual(endExecFlags(['exec', 'id', '--', 'sh', '-c', 'x']), ['exec', 'id', '--', 'sh', '-c', 'x']);
+  assert.deepEqual(endExecFlags(['exec', '--process', '/p.json', 'id']), ['exec', '--process', '/p.json', 'id']);
+  assert.deepEqual(endExecFlags(['kill', 'id', '-a']), ['kill', 'id', '-a']);
 });

@@ -28,16 +28,40 @@ const LONG_FLAGS = new Set([
   'process-label', 'apparmor', 'stats', 'interval', 'version', 'help',
 ]);
 
+/** A single-dash long flag (`-root`, `-bundle=/b`) as its double-dash form; anything else as is. */
+function asLong(a: string): string {
+  const m = /^-([a-z][a-z-]+)(=.*)?$/.exec(a);
+  return m && LONG_FLAGS.has(m[1]) ? `-${a}` : a;
+}
+
 /** Rewrites single-dash long flags as double-dash ones, up to `--`. */
 export function normalizeArgs(args: string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (a === '--') return [...out, ...args.slice(i)];
-    const m = /^-([a-z][a-z-]+)(=.*)?$/.exec(a);
-    out.push(m && LONG_FLAGS.has(m[1]) ? `-${a}` : a);
+  const end = args.indexOf('--');
+  return end < 0 ? args.map(asLong) : [...args.slice(0, end).map(asLong), ...args.slice(end)];
+}
+
+/** exec's flags that take a value (the rest of its flags are booleans). */
+const VALUED_EXEC_FLAGS = new Set(['--process', '-p', '--pid-file', '--console-socket', '--env', '-e', '--cwd', '--user', '-u', '--preserve-fds', '--cap', '-c', '--process-label', '--apparmor']);
+
+/**
+ * `exec ID CMD ARGS…` ends exec's own flags at ID, as runc's parser does:
+ * `exec ID sh -c X` runs `sh -c X`. A `--` goes in after ID (unless one is
+ * there) so that the command's flags stay the command's.
+ */
+export function endExecFlags(args: string[]): string[] {
+  let i = 0;
+  // The global flags, then the command name.
+  while (i < args.length && args[i].startsWith('-') && args[i] !== '--') i += VALUED_GLOBALS.has(asLong(args[i])) ? 2 : 1;
+  if (args[i] !== 'exec') return args;
+  for (i++; i < args.length; i++) {
+    const a = asLong(args[i]);
+    if (a === '--') return args;
+    if (!a.startsWith('-')) break;
+    if (VALUED_EXEC_FLAGS.has(a)) i++;
   }
-  return out;
+  // args[i] is the container id.
+  if (i + 1 >= args.length || args[i + 1] === '--') return args;
+  return [...args.slice(0, i + 1), '--', ...args.slice(i + 1)];
 }
 
 /** runc's three-line --version. */
@@ -133,7 +157,7 @@ function globalFlags(cli: Argv) {
 
 export async function main(rawArgs: string[]): Promise<void> {
   const { version } = require('../package.json') as { version: string };
-  const args = normalizeArgs(rawArgs);
+  const args = normalizeArgs(endExecFlags(rawArgs));
   if (asksVersion(args)) {
     process.stdout.write(versionText(version));
     return;

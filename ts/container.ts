@@ -217,6 +217,11 @@ export class Runtime {
         socketPath: this.state.socketPath(id),
         cgroupProcs: cgroup?.procsFiles(),
         limits: derivedLimits(spec.linux?.resources),
+        // A --pid-file names the process an engine's shim (a subreaper)
+        // waits on for the container's exit status: the sandbox must end
+        // with the init, as runsc's does. Without one the sandbox stays
+        // until delete, so that `wait` still answers after the exit.
+        exitWithInit: options.pidFile !== undefined,
       });
       meta.sandbox = { pid, startTime: startTime(pid) ?? '' };
       meta.originalOomScoreAdj = readOomScoreAdj(pid);

@@ -216,6 +216,8 @@ export interface DaemonOptions {
   cgroupProcs?: string[];
   /** What the sentry shows as the machine's size (from the cgroup). */
   limits?: { cpus?: number; totalMemory?: number; maxTasks?: number };
+  /** The sandbox exits with the init's status when the init exits (an engine waits on its pid). */
+  exitWithInit?: boolean;
 }
 
 /** Starts `veil-sandbox boot` detached from the CLI; returns its pid. */
@@ -224,6 +226,7 @@ export function spawnDaemon(options: DaemonOptions): number {
   const args = ['boot', '--platform', options.platform];
   if (options.strace) args.push('--strace');
   if (options.debug) args.push('--debug');
+  if (options.exitWithInit) args.push('--exit-with-init');
   const limits = options.limits ?? {};
   if (limits.cpus) args.push('--cpus', String(limits.cpus));
   if (limits.totalMemory) args.push('--total-memory', String(limits.totalMemory));

@@ -11,6 +11,9 @@ pub struct BootArgs {
     pub strace: bool,
     pub debug: bool,
     pub die_with_parent: bool,
+    /// Exit, with the init's status, once the container's init has exited:
+    /// the process an engine (a subreaper) waits on must end with the init.
+    pub exit_with_init: bool,
     /// CPUs and memory the container may use (from its cgroup): what
     /// `nproc` and /proc/meminfo show inside. `None`: the host's.
     pub cpus: Option<u32>,
@@ -46,6 +49,7 @@ impl BootArgs {
             strace: false,
             debug: false,
             die_with_parent: false,
+            exit_with_init: false,
             cpus: None,
             total_memory: None,
             max_tasks: None,
@@ -76,6 +80,7 @@ impl BootArgs {
                 "--strace" => out.strace = true,
                 "--debug" => out.debug = true,
                 "--die-with-parent" => out.die_with_parent = true,
+                "--exit-with-init" => out.exit_with_init = true,
                 "--cpus" => out.cpus = Some(positive(flag, &value()?)?),
                 "--total-memory" => out.total_memory = Some(positive(flag, &value()?)?),
                 "--max-tasks" => out.max_tasks = Some(positive(flag, &value()?)?),
@@ -106,6 +111,8 @@ mod tests {
         assert_eq!((a.cpus, a.total_memory, a.max_tasks), (None, None, None));
         let b = BootArgs::parse(&v("--control-fd 3 --spec-fd 4 --stdio-fds 5,6,7 --mounts-fd 8 --cpus 2 --total-memory=1048576 --max-tasks 10")).unwrap();
         assert_eq!((b.cpus, b.total_memory, b.max_tasks), (Some(2), Some(1 << 20), Some(10)));
+        assert!(!b.exit_with_init);
+        assert!(BootArgs::parse(&v("--control-fd 3 --spec-fd 4 --stdio-fds 5,6,7 --mounts-fd 8 --exit-with-init")).unwrap().exit_with_init);
         assert!(BootArgs::parse(&v("--control-fd 3 --spec-fd 4 --stdio-fds 5,6,7 --mounts-fd 8 --cpus 0")).unwrap_err().contains("--cpus"));
     }
 

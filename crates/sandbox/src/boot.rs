@@ -157,7 +157,12 @@ pub fn run(args: BootArgs) -> Result<(), String> {
             kernel.shutdown();
         }
         // The lifecycle: serve until a `destroy` request exits the process.
-        ControlMode::Rendezvous => server.serve_rendezvous(control)?,
+        ControlMode::Rendezvous => {
+            if args.exit_with_init {
+                server.exit_with_init()?;
+            }
+            server.serve_rendezvous(control)?
+        }
     }
     Ok(())
 }

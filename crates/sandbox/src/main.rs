@@ -54,7 +54,7 @@ fn main() -> ExitCode {
             Err(e) => failed(" seccomp-check", e),
         },
         _ => {
-            eprintln!("usage: veil-sandbox boot --control-fd N --spec-fd N --stdio-fds I,O,E --mounts-fd N [--setup-root] [--platform auto|kvm|ptrace] [--strace] [--debug] [--die-with-parent] [--cpus N] [--total-memory BYTES] [--max-tasks N]\n       veil-sandbox gofer --spec-fd N --mounts-fd N\n       veil-sandbox syscalls\n       veil-sandbox platform auto|kvm|ptrace");
+            eprintln!("usage: veil-sandbox boot --control-fd N --spec-fd N --stdio-fds I,O,E --mounts-fd N [--setup-root] [--platform auto|kvm|ptrace] [--strace] [--debug] [--die-with-parent] [--exit-with-init] [--cpus N] [--total-memory BYTES] [--max-tasks N]\n       veil-sandbox gofer --spec-fd N --mounts-fd N\n       veil-sandbox syscalls\n       veil-sandbox platform auto|kvm|ptrace");
             ExitCode::from(2)
         }
     }

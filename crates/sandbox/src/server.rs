@@ -10,7 +10,10 @@
 //!   connection received is served on a thread of its own, closing one
 //!   changes nothing, and the init's exit status is kept after it exits so
 //!   that later `state` and `wait` still answer. Only `destroy` ends the
-//!   sandbox.
+//!   sandbox, unless it was booted with `--exit-with-init`: an engine's
+//!   shim waits on the pid-file process for the container's exit status,
+//!   so that sandbox exits with the init's status once the replies in
+//!   flight (the `wait`s it answers) are sent.
 //!
 //! A pod's further containers join with `createContainer` (see
 //! [`crate::pod`]); each has its own init, tracked here under its id (the
@@ -22,7 +25,12 @@ use kernel::task::{ExitStatus, Task};
 use kernel::{Kernel, LaunchSpec};
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long, once the init has exited, replies still being written may hold
+/// up an `--exit-with-init` sandbox's exit.
+const REPLY_GRACE: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ControlMode {
@@ -66,6 +74,9 @@ pub struct Server {
     kernel: Arc<Kernel>,
     /// Each container's init, by container id ("" for the root container).
     inits: Mutex<BTreeMap<String, Init>>,
+    /// Requests received and not yet answered, and a signal when none are.
+    in_flight: Mutex<usize>,
+    answered: Condvar,
 }
 
 /// The root container's key in `Server::inits`.
@@ -83,7 +94,52 @@ enum Outcome {
 
 impl Server {
     pub fn new(kernel: Arc<Kernel>, launch: LaunchSpec) -> Arc<Server> {
-        Arc::new(Server { kernel, inits: Mutex::new(BTreeMap::from([(ROOT.to_string(), Init::Pending(launch))])) })
+        Arc::new(Server {
+            kernel,
+            inits: Mutex::new(BTreeMap::from([(ROOT.to_string(), Init::Pending(launch))])),
+            in_flight: Mutex::new(0),
+            answered: Condvar::new(),
+        })
+    }
+
+    /// Exits the process with the init's shell status once the init has
+    /// exited and the replies in flight are out (or `REPLY_GRACE` passed).
+    pub fn exit_with_init(self: &Arc<Self>) -> Result<(), String> {
+        let server = self.clone();
+        std::thread::Builder::new()
+            .name("init-exit".into())
+            .spawn(move || {
+                let status = server.kernel.wait_init();
+                server.wait_answered(REPLY_GRACE);
+                server.kernel.shutdown();
+                std::process::exit(shell_status(status));
+            })
+            .map(drop)
+            .map_err(|e| format!("spawning the init-exit thread: {e}"))
+    }
+
+    fn wait_answered(&self, grace: Duration) {
+        let deadline = Instant::now() + grace;
+        let mut n = self.in_flight.lock().unwrap();
+        while *n > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            n = self.answered.wait_timeout(n, left).unwrap().0;
+        }
+    }
+
+    fn answering(&self) {
+        *self.in_flight.lock().unwrap() += 1;
+    }
+
+    fn answered(&self) {
+        let mut n = self.in_flight.lock().unwrap();
+        *n -= 1;
+        if *n == 0 {
+            self.answered.notify_all();
+        }
     }
 
     /// Receives connections on the rendezvous socket, each served on its own
@@ -119,15 +175,21 @@ impl Server {
                     return;
                 }
             };
+            self.answering();
             match self.handle(req, fds) {
                 Outcome::Reply(resp) => {
-                    if !send(&resp) {
+                    let sent = send(&resp);
+                    self.answered();
+                    if !sent {
                         return;
                     }
                 }
                 Outcome::Deferred(work) => {
-                    let send = send.clone();
-                    std::thread::spawn(move || send(&work()));
+                    let (send, server) = (send.clone(), self.clone());
+                    std::thread::spawn(move || {
+                        send(&work());
+                        server.answered();
+                    });
                 }
                 Outcome::Exit => {
                     self.kernel.shutdown();
@@ -326,6 +388,15 @@ impl Server {
                 }
             })
             .collect()
+    }
+}
+
+/// A shell's view of the init's exit: its code, or 128 + the signal (what a
+/// shim reports for a signalled init).
+fn shell_status(s: ExitStatus) -> i32 {
+    match s {
+        ExitStatus::Exited(c) => c & 0xff,
+        ExitStatus::Signaled { signo, .. } => 128 + signo,
     }
 }
 
