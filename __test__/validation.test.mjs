@@ -2,13 +2,16 @@
 // passes must keep passing. scripts/validate.sh builds the suite (from the Go
 // module proxy, cached under /var/cache/veil) and runs all of it against
 // veil and runc side by side; this runs the subset below, one test each.
-// Each validation creates its containers under veil's default --root
-// (/run/veil) with fresh uuids, and runs the Go `runtimetest` binary inside.
+// Each validation runs veil through a wrapper that gives it a private --root
+// (so other runs of veil on the machine cannot disturb the check that nothing
+// is left), creates containers with fresh uuids, and runs the Go
+// `runtimetest` binary inside them.
 
-import { afterEach, before, beforeEach, describe, test } from 'node:test';
+import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { assertNothingLeft, cli, repo, startWatching, watchedEnv } from './helpers.mjs';
 
@@ -29,13 +32,16 @@ const hasGo = spawnSync('sh', ['-c', 'command -v go || ls /usr/lib/go-*/bin/go']
 const skip = process.getuid() !== 0 ? 'the validations create containers: they need root' : !hasGo ? 'no Go toolchain to build the suite (apt-get install golang-go; .ci/run installs it)' : false;
 if (skip) console.log(`# validation tests skipped: ${skip}`);
 
-const VEIL_ROOT = '/run/veil';
+// The wrapper the suite runs as its RUNTIME, and the --root it passes.
+const scratch = skip ? '' : mkdtempSync(join(tmpdir(), 'vt-validation-'));
+const VEIL_ROOT = join(scratch, 'root');
+const RUNTIME = join(scratch, 'veil');
 const rootEntries = () => (existsSync(VEIL_ROOT) ? readdirSync(VEIL_ROOT) : []);
 
 /** Runs one validation binary; resolves with its exit status and TAP output. */
 function validation(suite, name) {
   return new Promise((resolve, reject) => {
-    const child = spawn(join(suite, 'bin', name), [], { cwd: suite, env: { ...process.env, ...watchedEnv(), RUNTIME: cli }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(join(suite, 'bin', name), [], { cwd: suite, env: { ...process.env, ...watchedEnv(), RUNTIME }, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.setEncoding('utf8').on('data', (d) => (output += d));
     child.stderr.setEncoding('utf8').on('data', (d) => (output += d));
@@ -55,11 +61,14 @@ describe('OCI runtime-tools validation suite', { skip }, () => {
   let before_;
 
   before(() => {
+    writeFileSync(RUNTIME, `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(cli)} --root ${JSON.stringify(VEIL_ROOT)} "$@"\n`);
+    chmodSync(RUNTIME, 0o755);
     // First run: downloads the suite and its modules and builds ~60 binaries.
     const build = spawnSync(join(repo, 'scripts', 'validate.sh'), ['--build-only'], { encoding: 'utf8', timeout: 15 * 60000 });
     assert.equal(build.status, 0, `building the validation suite failed:\n${build.stderr}`);
     suite = build.stdout.trim().split('\n').pop();
   });
+  after(() => rmSync(scratch, { recursive: true, force: true }));
   beforeEach(() => {
     startWatching();
     before_ = new Set(rootEntries());

@@ -30,20 +30,19 @@ if [[ -z ${VEIL_BENCH_IN_NS:-} ]]; then
   VEIL_BENCH_IN_NS=1 exec unshare --mount --propagation private -- "$0" "$@"
 fi
 
-# Inputs live in the host rootfs for the length of the run: the sandbox
-# reads them from its lower layer, the native runs through the overlay.
-# var/tmp's own mtime is put back afterwards: the host tree ends as it began.
-vartmp_mtime=$(stat -c %y "$rootfs/var/tmp")
-big=$rootfs/var/tmp/veil-bench-256m
-sql=$rootfs/var/tmp/veil-bench-inserts.sql
+# The inputs live in a layer of their own, stacked over the rootfs with
+# overlayfs for both sides: the rootfs itself is never written.
 work=$(mktemp -d "${TMPDIR:-/tmp}/vbench-userland.XXXXXX")
+mount -t tmpfs veil-bench "$work"
+inputs=$work/inputs
+mkdir -p "$inputs/var/tmp"
+big=$inputs/var/tmp/veil-bench-256m
+sql=$inputs/var/tmp/veil-bench-inserts.sql
 cleanup() {
   umount -R "$work/root" 2>/dev/null || true
   umount "$work/ro" 2>/dev/null || true
   umount "$work" 2>/dev/null || true
   rm -rf "$work"
-  rm -f "$big" "$sql"
-  touch -d "$vartmp_mtime" "$rootfs/var/tmp"
 }
 trap cleanup EXIT
 
@@ -55,19 +54,17 @@ head -c 256M /dev/urandom >"$big"
   echo 'COMMIT;'
 } >"$sql"
 
-# The native root: the rootfs under an overlay with a tmpfs upper layer,
-# /proc, and the host's /dev.
-mount -t tmpfs veil-bench "$work"
+# The native root: inputs and rootfs under an overlay with a tmpfs upper
+# layer, /proc, and the host's /dev.
 mkdir "$work/upper" "$work/work" "$work/root"
 touch "$work/stderr"
-mount -t overlay overlay -o "lowerdir=$rootfs,upperdir=$work/upper,workdir=$work/work" "$work/root"
+mount -t overlay overlay -o "lowerdir=$inputs:$rootfs,upperdir=$work/upper,workdir=$work/work" "$work/root"
 mount -t proc proc "$work/root/proc"
 mount --rbind /dev "$work/root/dev"
-# The sandbox gets the rootfs read-only underneath: its root is copy-on-write
-# anyway, and a sandbox that is not (an old build) must not write to the cache.
+# The sandbox's: the same layers with no upper one (a read-only overlay);
+# its root is copy-on-write in its own memory anyway.
 mkdir "$work/ro"
-mount --bind "$rootfs" "$work/ro"
-mount -o remount,bind,ro "$work/ro"
+mount -t overlay overlay -o "lowerdir=$inputs:$rootfs" "$work/ro"
 
 env_do=(env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "TERM=${TERM:-xterm}" HOME=/root)
 native() { "${env_do[@]}" chroot "$work/root" "$@"; }

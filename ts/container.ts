@@ -235,6 +235,9 @@ export class Runtime {
       return this.finishCreate(meta, options.pidFile);
     } catch (error) {
       if (sandboxId === undefined) {
+        // A sandbox that failed by itself closes its socket before it has
+        // written why: let it finish rather than kill it mid-sentence.
+        if (error instanceof SandboxGoneError && meta.sandbox) await waitGone(meta.sandbox.pid, meta.sandbox.startTime, DESTROY_GRACE_MS);
         await this.killSandbox(meta, true);
         await cgroup?.remove();
       } else if (joined) {
