@@ -53,6 +53,29 @@ pub fn getppid_loop(n: u64, status: u8) -> Vec<u8> {
     c
 }
 
+/// Machine code, 64 bytes, for rt_sigaction(signo, {handler, SA_RESTORER,
+/// restorer, empty mask}, NULL, 8), the sigaction built at [rsp, rsp+32).
+/// `handler` and `restorer` are offsets from the first byte of this code.
+#[rustfmt::skip]
+pub fn install_handler(signo: u8, handler: i32, restorer: i32) -> Vec<u8> {
+    let h = (handler - 7).to_le_bytes(); // rip-relative: from the end of the first lea
+    let r = (restorer - 27).to_le_bytes(); // from the end of the second lea
+    vec![
+        0x48, 0x8d, 0x05, h[0], h[1], h[2], h[3],       // 00: lea rax, [rip+handler]
+        0x48, 0x89, 0x04, 0x24,                         // 07: mov [rsp], rax        sa_handler
+        0x48, 0xc7, 0x44, 0x24, 0x08, 0x00, 0x00, 0x00, 0x04, // 0b: mov qword [rsp+8], SA_RESTORER
+        0x48, 0x8d, 0x05, r[0], r[1], r[2], r[3],       // 14: lea rax, [rip+restorer]
+        0x48, 0x89, 0x44, 0x24, 0x10,                   // 1b: mov [rsp+16], rax     sa_restorer
+        0x48, 0xc7, 0x44, 0x24, 0x18, 0x00, 0x00, 0x00, 0x00, // 20: mov qword [rsp+24], 0   sa_mask
+        0xb8, 0x0d, 0x00, 0x00, 0x00,                   // 29: mov eax, SYS_rt_sigaction
+        0xbf, signo, 0x00, 0x00, 0x00,                  // 2e: mov edi, signo
+        0x48, 0x89, 0xe6,                               // 33: mov rsi, rsp
+        0x31, 0xd2,                                     // 36: xor edx, edx
+        0x41, 0xba, 0x08, 0x00, 0x00, 0x00,             // 38: mov r10d, 8
+        0x0f, 0x05,                                     // 3e: syscall
+    ]
+}
+
 fn dev_null() -> OwnedFd {
     let fd = nix::fcntl::open("/dev/null", nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()).expect("open /dev/null");
     // SAFETY: open just returned this descriptor.

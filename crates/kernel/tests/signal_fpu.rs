@@ -17,21 +17,10 @@ use veil_kernel::testing;
 /// Hand-assembled; the register-specific instructions go in fixed-size
 /// slots (NOP-padded) so every other offset stays put.
 fn program(r: &Register) -> Vec<u8> {
+    let mut c = vec![0x48, 0x81, 0xec, 0x00, 0x01, 0x00, 0x00]; // 00: sub rsp, 256
+    c.extend(testing::install_handler(0x0a, 0x99 - 0x07, 0xa1 - 0x07)); // 07: SIGUSR1
     #[rustfmt::skip]
-    let mut c: Vec<u8> = vec![
-        0x48, 0x81, 0xec, 0x00, 0x01, 0x00, 0x00,       // 00: sub rsp, 256
-        0x48, 0x8d, 0x05, 0x8b, 0x00, 0x00, 0x00,       // 07: lea rax, [rip+handler]
-        0x48, 0x89, 0x04, 0x24,                         // 0e: mov [rsp], rax        sa_handler
-        0x48, 0xc7, 0x44, 0x24, 0x08, 0x00, 0x00, 0x00, 0x04, // 12: mov qword [rsp+8], SA_RESTORER
-        0x48, 0x8d, 0x05, 0x7f, 0x00, 0x00, 0x00,       // 1b: lea rax, [rip+restorer]
-        0x48, 0x89, 0x44, 0x24, 0x10,                   // 22: mov [rsp+16], rax     sa_restorer
-        0x48, 0xc7, 0x44, 0x24, 0x18, 0x00, 0x00, 0x00, 0x00, // 27: mov qword [rsp+24], 0   sa_mask
-        0xb8, 0x0d, 0x00, 0x00, 0x00,                   // 30: mov eax, SYS_rt_sigaction
-        0xbf, 0x0a, 0x00, 0x00, 0x00,                   // 35: mov edi, SIGUSR1
-        0x48, 0x89, 0xe6,                               // 3a: mov rsi, rsp
-        0x31, 0xd2,                                     // 3d: xor edx, edx
-        0x41, 0xba, 0x08, 0x00, 0x00, 0x00,             // 3f: mov r10d, 8
-        0x0f, 0x05,                                     // 45: syscall
+    c.extend([
         0xb9, 0x40, 0x00, 0x00, 0x00,                   // 47: mov ecx, 64
         0x88, 0x4c, 0x0c, 0x3f,                         // 4c: fill: mov [rsp+63+rcx], cl
         0xe2, 0xfa,                                     // 50: loop fill
@@ -57,7 +46,7 @@ fn program(r: &Register) -> Vec<u8> {
         0xc3,                                           // a0: ret
         0xb8, 0x0f, 0x00, 0x00, 0x00,                   // a1: restorer: mov eax, SYS_rt_sigreturn
         0x0f, 0x05,                                     // a6: syscall
-    ];
+    ]);
     for (at, bytes) in [(0x52, r.load), (0x6f, r.store), (0x99, r.clobber)] {
         c[at..at + bytes.len()].copy_from_slice(bytes);
     }

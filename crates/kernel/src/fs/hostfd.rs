@@ -50,34 +50,51 @@ impl HostFile {
     /// Waits until the host descriptor has `events` (or an error/hangup),
     /// a signal arrives for the task (ERESTARTSYS), or, when `nonblock`,
     /// fails at once with EAGAIN.
+    ///
+    /// A descriptor that is ready goes through even with a signal pending:
+    /// as on Linux, only a call that would block is interrupted. (Checking
+    /// the signal first made a SIGCHLD that came in just before a write to
+    /// a ready stderr pipe fail the write with EINTR, losing the message of
+    /// a shell whose handler has no SA_RESTART.)
     fn wait_ready(&self, t: &TaskCtx, events: i16, nonblock: bool) -> SysResult<()> {
         let waiter = &t.task.waiter;
         loop {
             // Drain first, then check: a wake-up after the check stays
             // latched in the eventfd and ends the poll below.
             waiter.drain_event();
-            if t.signal_pending() || t.task_exiting() {
-                return Err(Errno::ERESTARTSYS);
-            }
-            let mut fds = [
-                libc::pollfd { fd: self.raw(), events, revents: 0 },
-                libc::pollfd { fd: waiter.event_fd(), events: libc::POLLIN, revents: 0 },
-            ];
-            let timeout = if nonblock { 0 } else { -1 };
-            // SAFETY: fds is a valid array of 2 pollfds.
-            let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
-            if r < 0 {
-                let e = last_errno();
-                if e == Errno::EINTR {
-                    continue;
-                }
-                return Err(e);
-            }
-            if fds[0].revents != 0 {
+            if self.poll_ready(events, None)? {
                 return Ok(());
             }
             if nonblock {
                 return Err(Errno::EAGAIN);
+            }
+            if t.signal_pending() || t.task_exiting() {
+                return Err(Errno::ERESTARTSYS);
+            }
+            // Sleeps until the descriptor is ready or the task is woken;
+            // either way the loop checks again.
+            self.poll_ready(events, Some(waiter.event_fd()))?;
+        }
+    }
+
+    /// Whether the host descriptor has `events` (or an error/hangup) now
+    /// (`wake` None) or, with `wake`, once it or the eventfd `wake` is
+    /// readable, whichever comes first.
+    fn poll_ready(&self, events: i16, wake: Option<i32>) -> SysResult<bool> {
+        let mut fds = [
+            libc::pollfd { fd: self.raw(), events, revents: 0 },
+            libc::pollfd { fd: wake.unwrap_or(-1), events: libc::POLLIN, revents: 0 },
+        ];
+        let (n, timeout) = if wake.is_some() { (2, -1) } else { (1, 0) };
+        loop {
+            // SAFETY: fds is a valid array of at least n pollfds.
+            let r = unsafe { libc::poll(fds.as_mut_ptr(), n, timeout) };
+            if r >= 0 {
+                return Ok(fds[0].revents != 0);
+            }
+            let e = last_errno();
+            if e != Errno::EINTR {
+                return Err(e);
             }
         }
     }
