@@ -18,6 +18,10 @@ export interface JoiningSpec {
   env: string[];
   cwd: string;
   ownPidNamespace: boolean;
+  /** crates/control's ProcessIdentity. */
+  user: { uid: number; gid: number; additionalGids: number[] };
+  capabilities?: unknown;
+  noNewPrivileges: boolean;
 }
 
 export type Request =

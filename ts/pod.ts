@@ -29,7 +29,15 @@ export function wantsOwnPidNamespace(spec: OciSpec): boolean {
 /** What the sandbox is told of a joining container (crates/control's ContainerSpec). */
 export function joiningSpec(spec: OciSpec) {
   const p = spec.process!;
-  return { args: p.args, env: p.env ?? [], cwd: p.cwd, ownPidNamespace: wantsOwnPidNamespace(spec) };
+  return {
+    args: p.args,
+    env: p.env ?? [],
+    cwd: p.cwd,
+    ownPidNamespace: wantsOwnPidNamespace(spec),
+    user: { uid: p.user?.uid ?? 0, gid: p.user?.gid ?? 0, additionalGids: p.user?.additionalGids ?? [] },
+    ...(p.capabilities ? { capabilities: p.capabilities } : {}),
+    noNewPrivileges: p.noNewPrivileges === true,
+  };
 }
 
 /** The id of the container whose sandbox `meta` runs in. */

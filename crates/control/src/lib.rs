@@ -99,6 +99,47 @@ pub struct ContainerSpec {
     /// sandbox's.
     #[serde(default)]
     pub own_pid_namespace: bool,
+    #[serde(flatten)]
+    pub identity: ProcessIdentity,
+}
+
+/// Who an OCI process runs as: the spec's `process.user`,
+/// `process.capabilities` and `process.noNewPrivileges`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ProcessIdentity {
+    #[serde(default)]
+    pub user: ProcessUser,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<ProcessCapabilities>,
+    #[serde(default)]
+    pub no_new_privileges: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ProcessUser {
+    #[serde(default)]
+    pub uid: u32,
+    #[serde(default)]
+    pub gid: u32,
+    #[serde(default)]
+    pub additional_gids: Vec<u32>,
+}
+
+/// The five capability sets, by name ("CAP_CHOWN", ...).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct ProcessCapabilities {
+    #[serde(default)]
+    pub bounding: Vec<String>,
+    #[serde(default)]
+    pub effective: Vec<String>,
+    #[serde(default)]
+    pub inheritable: Vec<String>,
+    #[serde(default)]
+    pub permitted: Vec<String>,
+    #[serde(default)]
+    pub ambient: Vec<String>,
 }
 
 fn slash() -> String {

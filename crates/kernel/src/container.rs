@@ -32,15 +32,22 @@ pub struct Container {
     init: AtomicI32,
     exit: Mutex<Option<ExitStatus>>,
     exited: Condvar,
+    /// The credentials its spec gives its init: what `exec` runs with.
+    pub(crate) spec_creds: Mutex<crate::creds::Creds>,
 }
 
 impl Container {
     pub fn new(id: &str, vfs: Arc<Vfs>, pidns: PidNs) -> Arc<Container> {
-        Arc::new(Container { id: id.into(), vfs, pidns, init: AtomicI32::new(0), exit: Mutex::new(None), exited: Condvar::new() })
+        Arc::new(Container { id: id.into(), vfs, pidns, init: AtomicI32::new(0), exit: Mutex::new(None), exited: Condvar::new(), spec_creds: Mutex::default() })
     }
 
     pub fn is_root(&self) -> bool {
         self.id.is_empty()
+    }
+
+    /// The credentials of the container's process spec (see `spec_creds`).
+    pub fn spec_creds(&self) -> crate::creds::Creds {
+        self.spec_creds.lock().unwrap().clone()
     }
 
     pub fn init(&self) -> i32 {

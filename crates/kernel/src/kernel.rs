@@ -48,6 +48,8 @@ pub struct LaunchSpec {
     pub envp: Vec<Vec<u8>>,
     pub cwd: Vec<u8>,
     pub stdio: [OwnedFd; 3],
+    /// Who it runs as (ids, groups, capabilities).
+    pub creds: crate::creds::Creds,
 }
 
 #[derive(Default)]
@@ -191,6 +193,7 @@ impl Kernel {
         if c.init() != 0 {
             return Err(format!("container {:?} already has an init", c.id));
         }
+        *c.spec_creds.lock().unwrap() = spec.creds.clone();
         let task = self.create_process(c, spec)?;
         c.set_init(task.tid);
         Ok(task)
@@ -276,6 +279,7 @@ impl Kernel {
         let task = Task::new(self, pid, &tg, mm, files, Arc::new(Mutex::new(fsctx)), Arc::new(Mutex::new(SigHandlers::default())), SignalState::default())
             .map_err(|e| format!("creating a task: {e}"))?;
         task.set_comm(&image.comm);
+        *task.creds.lock().unwrap() = spec.creds;
         *task.initial_cpu.lock().unwrap() = Some(image.cpu);
         tree.groups.insert(pid, tg);
         tree.tasks.insert(pid, task.clone());

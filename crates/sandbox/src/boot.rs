@@ -143,11 +143,13 @@ pub fn run(args: BootArgs) -> Result<(), String> {
     }
 
     let process = spec.process.unwrap();
+    let creds = crate::spec::creds_of(&process.identity)?;
     let launch = LaunchSpec {
         argv: process.args.iter().map(|a| a.as_bytes().to_vec()).collect(),
         envp: process.env.iter().map(|a| a.as_bytes().to_vec()).collect(),
         cwd: process.cwd.into_bytes(),
         stdio,
+        creds,
     };
     let server = Server::new(kernel.clone(), launch);
     match mode {

@@ -92,6 +92,7 @@ fn prepare_and_send(sock: &OwnedFd, spec_fd: RawFd) -> Result<(), String> {
                 send(sock, &GoferMessage::Mount { plan }, Some(&fd))?;
             }
             Action::Tmpfs { destination, readonly, mode } => send(sock, &GoferMessage::Mount { plan: Plan::Tmpfs { destination, readonly, mode } }, None)?,
+            Action::Own { destination, fs_type, source } => send(sock, &GoferMessage::Mount { plan: Plan::Own { destination, fs_type, source } }, None)?,
             Action::Skip { destination, why } => send(sock, &GoferMessage::Skipped { destination, why }, None)?,
         }
     }

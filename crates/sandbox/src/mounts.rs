@@ -25,12 +25,15 @@ pub enum Plan {
     HostFile { destination: String, readonly: bool },
     /// A memory-backed tmpfs of the sentry's own.
     Tmpfs { destination: String, readonly: bool, mode: u32 },
+    /// One of the file systems the sentry always mounts (`OWN`), as the
+    /// spec lists it: its source label and its place in mount order.
+    Own { destination: String, fs_type: String, source: String },
 }
 
 impl Plan {
     pub fn destination(&self) -> &str {
         match self {
-            Plan::HostDir { destination, .. } | Plan::HostFile { destination, .. } | Plan::Tmpfs { destination, .. } => destination,
+            Plan::HostDir { destination, .. } | Plan::HostFile { destination, .. } | Plan::Tmpfs { destination, .. } | Plan::Own { destination, .. } => destination,
         }
     }
 }
@@ -51,11 +54,14 @@ pub enum Action {
     /// Clone (or, for a file, open) the host `source`.
     Bind { destination: String, source: String, recursive: bool, readonly: bool },
     Tmpfs { destination: String, readonly: bool, mode: u32 },
+    /// Describe the sentry's own file system there (see [`Plan::Own`]).
+    Own { destination: String, fs_type: String, source: String },
     Skip { destination: String, why: String },
 }
 
-/// Destinations the sentry always serves with its own file systems.
-const SENTRY_OWNED: [&str; 5] = ["/proc", "/dev", "/dev/pts", "/dev/shm", "/sys"];
+/// Destinations the sentry always serves with its own file systems, and
+/// their types (kernel::fs::Vfs mounts them).
+const OWN: [(&str, &str); 6] = [("/proc", "proc"), ("/dev", "tmpfs"), ("/dev/pts", "devpts"), ("/dev/shm", "tmpfs"), ("/dev/mqueue", "mqueue"), ("/sys", "sysfs")];
 /// File system types that only make sense as the sentry's own.
 const SENTRY_TYPES: [&str; 6] = ["proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2"];
 
@@ -90,10 +96,16 @@ pub fn classify(index: usize, m: &spec::Mount) -> Result<Action, String> {
     let kind = m.kind.as_deref().unwrap_or("");
     let readonly = m.options.iter().any(|o| o == "ro");
     let skip = |why: &str| Ok(Action::Skip { destination: destination.clone(), why: why.into() });
-    if SENTRY_OWNED.contains(&destination.as_str()) || destination == "/" {
+    if destination == "/" {
         return skip("served by the sentry's own file system");
     }
     let bind = kind == "bind" || m.options.iter().any(|o| o == "bind" || o == "rbind");
+    if let Some((_, own)) = OWN.iter().find(|(d, _)| *d == destination) {
+        return match kind {
+            k if k == *own && !bind => Ok(Action::Own { fs_type: k.into(), source: m.source.clone().unwrap_or_else(|| k.into()), destination }),
+            _ => skip(&format!("served by the sentry's own {own} file system")),
+        };
+    }
     if bind {
         let source = m.source.as_deref().ok_or_else(|| format!("{field}.source is missing"))?;
         if !source.starts_with('/') {
@@ -127,7 +139,7 @@ pub fn receive(sock: &impl AsRawFd) -> Result<Received, String> {
         match msg {
             GoferMessage::Mount { plan } => {
                 let fd = fds.pop();
-                let needs_fd = !matches!(plan, Plan::Tmpfs { .. });
+                let needs_fd = !matches!(plan, Plan::Tmpfs { .. } | Plan::Own { .. });
                 if needs_fd != fd.is_some() {
                     return Err(format!("mounts from the gofer: {} came with the wrong descriptors", plan.destination()));
                 }
@@ -158,6 +170,10 @@ pub fn container_fs(m: Received, tree: impl FnOnce(OwnedFd, RootMode) -> SysResu
             (Plan::HostDir { readonly, .. }, Some(fd)) => (MountSource::HostDir(fd), *readonly),
             (Plan::HostFile { readonly, .. }, Some(fd)) => (MountSource::HostFile(fd), *readonly),
             (Plan::Tmpfs { readonly, mode, .. }, _) => (MountSource::Tmpfs { mode: *mode }, *readonly),
+            (Plan::Own { destination, fs_type, source }, _) => {
+                vfs.describe_own_mount(destination.as_bytes(), fs_type, source).map_err(|e| format!("mount at {destination}: {}", errno_text(e)))?;
+                continue;
+            }
             _ => unreachable!("receive checked the descriptors"),
         };
         vfs.mount_at(plan.destination().as_bytes(), source, readonly).map_err(|e| format!("mount at {}: {}", plan.destination(), errno_text(e)))?;
@@ -175,9 +191,17 @@ mod tests {
 
     #[test]
     fn classifies_what_runc_specs_hold() {
-        assert!(matches!(classify(0, &m("/proc", "proc", Some("proc"), &[])).unwrap(), Action::Skip { .. }));
-        assert!(matches!(classify(0, &m("/dev", "tmpfs", Some("tmpfs"), &["mode=755"])).unwrap(), Action::Skip { .. }));
-        assert!(matches!(classify(0, &m("/dev/mqueue", "mqueue", None, &[])).unwrap(), Action::Skip { .. }));
+        assert_eq!(
+            classify(0, &m("/proc", "proc", Some("proc"), &[])).unwrap(),
+            Action::Own { destination: "/proc".into(), fs_type: "proc".into(), source: "proc".into() }
+        );
+        assert_eq!(
+            classify(0, &m("/dev/shm", "tmpfs", Some("shm"), &["mode=1777"])).unwrap(),
+            Action::Own { destination: "/dev/shm".into(), fs_type: "tmpfs".into(), source: "shm".into() }
+        );
+        assert!(matches!(classify(0, &m("/dev", "devtmpfs", Some("udev"), &[])).unwrap(), Action::Skip { .. }));
+        assert!(matches!(classify(0, &m("/dev/shm", "bind", Some("/dev/shm"), &["rbind"])).unwrap(), Action::Skip { .. }));
+        assert!(matches!(classify(0, &m("/sys/fs/cgroup", "cgroup", None, &[])).unwrap(), Action::Skip { .. }));
         assert_eq!(
             classify(0, &m("/run//x/", "tmpfs", None, &["nosuid", "mode=0700", "ro"])).unwrap(),
             Action::Tmpfs { destination: "/run/x".into(), readonly: true, mode: 0o700 }

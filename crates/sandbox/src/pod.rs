@@ -22,6 +22,7 @@ pub fn create_container(kernel: &Arc<Kernel>, id: &str, spec: ContainerSpec, fds
     if !spec.cwd.starts_with('/') {
         return Err(format!("process.cwd {:?} is not absolute", spec.cwd));
     }
+    let creds = crate::spec::creds_of(&spec.identity)?;
     // Its own mount tree, sharing the sandbox's pseudo-terminals and memfds.
     let mounts = crate::mounts::receive(&gofer)?;
     let vfs = crate::mounts::container_fs(mounts, |root, mode| kernel.vfs.sibling(root, mode))?;
@@ -31,6 +32,7 @@ pub fn create_container(kernel: &Arc<Kernel>, id: &str, spec: ContainerSpec, fds
         envp: spec.env.into_iter().map(String::into_bytes).collect(),
         cwd: spec.cwd.into_bytes(),
         stdio: [stdin, stdout, stderr],
+        creds,
     };
     kernel.create_container_init(&c, launch).inspect_err(|_| kernel.remove_container(id))
 }

@@ -244,6 +244,7 @@ impl Server {
                     envp: env.into_iter().map(String::into_bytes).collect(),
                     cwd: cwd.into_bytes(),
                     stdio,
+                    creds: c.spec_creds(),
                 };
                 match self.kernel.exec_in(&c, launch) {
                     Ok(pid) => Outcome::Reply(Response::Pid { pid }),

@@ -28,7 +28,10 @@ pub struct Mount {
     pub id: u32,
     /// For /proc/mounts.
     pub fs_type: &'static str,
-    pub source: &'static str,
+    /// What /proc/PID/mounts shows as the source: for the sentry's own
+    /// file systems, the label the spec's mount gave (Linux shows a
+    /// pseudo file system's source as given to mount(2)).
+    pub source: Mutex<String>,
     pub root: Arc<Dentry>,
     /// Where it is mounted: the parent mount and the dentry covered.
     pub parent: Option<(Arc<Mount>, Arc<Dentry>)>,
@@ -163,6 +166,9 @@ pub const DEV_SHM: u64 = 0x24;
 pub const DEV_PTS: u64 = 0x25;
 pub const DEV_SYS: u64 = 0x26;
 pub const DEV_MEMFD: u64 = 0x27;
+/// /dev/mqueue: POSIX message queues are not implemented (mq_open is
+/// ENOSYS), so the mqueue file system there lists none and takes none.
+pub const DEV_MQUEUE: u64 = 0x28;
 /// Container mounts (binds, tmpfs) are numbered from here.
 pub const DEV_FIRST_MOUNT: u64 = 0x30;
 /// Inode numbers of the overlay's upper layer start here, clear of the
@@ -196,9 +202,9 @@ impl Vfs {
             RootMode::ReadOnly => (host_root, "rootfs", "veil-root"),
         };
         let root_dentry = Dentry::new(b"", None, root_node);
-        let root_mount = Arc::new(Mount { id: 1, fs_type, source, root: root_dentry.clone(), parent: None, readonly });
+        let root_mount = Arc::new(Mount { id: 1, fs_type, source: Mutex::new(source.into()), root: root_dentry.clone(), parent: None, readonly });
         let anon_root = Dentry::new(b"anon", None, Arc::new(EmptyDir { dev: DEV_ANON, ino: 1 }));
-        let anon = Arc::new(Mount { id: 0, fs_type: "anon_inodefs", source: "none", root: anon_root, parent: None, readonly: true });
+        let anon = Arc::new(Mount { id: 0, fs_type: "anon_inodefs", source: Mutex::new("none".into()), root: anon_root, parent: None, readonly: true });
         let vfs = Vfs {
             root: root_mount.clone(),
             mounts: Mutex::new(vec![root_mount.clone()]),
@@ -211,10 +217,11 @@ impl Vfs {
         };
         let root_loc = vfs.root();
         vfs.mount_on(&root_loc, b"proc", "proc", "proc", proc::root())?;
-        let dev = vfs.mount_on(&root_loc, b"dev", "devtmpfs", "devtmpfs", dev::root())?;
+        let dev = vfs.mount_on(&root_loc, b"dev", "tmpfs", "tmpfs", dev::root(&memfile))?;
+        vfs.mount_on(&dev, b"pts", "devpts", "devpts", vfs.devpts.root())?;
         let shm = TmpFs::new(&memfile, DEV_SHM, 1).new_root(0o1777);
         vfs.mount_on(&dev, b"shm", "tmpfs", "shm", shm)?;
-        vfs.mount_on(&dev, b"pts", "devpts", "devpts", vfs.devpts.root())?;
+        vfs.mount_on(&dev, b"mqueue", "mqueue", "mqueue", Arc::new(EmptyDir { dev: DEV_MQUEUE, ino: 1 }))?;
         vfs.mount_on(&root_loc, b"sys", "sysfs", "sysfs", sys::root())?;
         Ok(Arc::new(vfs))
     }
@@ -243,7 +250,7 @@ impl Vfs {
         let point = self.mount_point(at, name, node.kind());
         let mut ms = self.mounts.lock().unwrap();
         let id = ms.iter().map(|m| m.id).max().unwrap_or(0) + 1;
-        let m = Arc::new(Mount { id, fs_type, source, root: Dentry::new(name, None, node), parent: Some((at.mount.clone(), point)), readonly });
+        let m = Arc::new(Mount { id, fs_type, source: Mutex::new(source.into()), root: Dentry::new(name, None, node), parent: Some((at.mount.clone(), point)), readonly });
         ms.push(m.clone());
         Ok(Location { dentry: m.root.clone(), mount: m })
     }
@@ -292,6 +299,23 @@ impl Vfs {
 
     pub fn root(&self) -> Location {
         Location { mount: self.root.clone(), dentry: self.root.root.clone() }
+    }
+
+    /// Takes the spec's mount of one of the sentry's own file systems
+    /// (/proc, /dev, /dev/shm, ...) as the description of the one there:
+    /// its `source` label, and its place in mount order (after the mounts
+    /// described or made before it), as runc's mounts would be listed.
+    /// EINVAL when nothing of type `fs_type` is mounted at `path`.
+    pub fn describe_own_mount(&self, path: &[u8], fs_type: &str, source: &str) -> SysResult<()> {
+        let mut ms = self.mounts.lock().unwrap();
+        let at = ms
+            .iter()
+            .position(|m| m.parent.is_some() && m.fs_type == fs_type && Location { mount: m.clone(), dentry: m.root.clone() }.path() == path)
+            .ok_or(Errno::EINVAL)?;
+        let m = ms.remove(at);
+        *m.source.lock().unwrap() = source.to_string();
+        ms.push(m);
+        Ok(())
     }
 
     /// Mounts, in mount order (for /proc/mounts).

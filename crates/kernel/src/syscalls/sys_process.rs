@@ -249,6 +249,7 @@ fn sys_execve(t: &mut TaskCtx, a: &super::Args) -> SysResult<u64> {
         let mut s = task.signals.lock().unwrap();
         s.altstack = Default::default();
     }
+    task.creds.lock().unwrap().exec();
     task.set_comm(&image.comm);
     *task.tg.cmdline.lock().unwrap() = image.cmdline;
     *task.tg.exe.lock().unwrap() = image.exe;
