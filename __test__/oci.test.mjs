@@ -170,6 +170,15 @@ describe('kill, delete --force, run', () => {
     assert.equal((await state(id2)).status, 'running');
     await v(['delete', '--force', id2]);
   });
+  test('process.rlimits are the process\'s limits; RLIMIT_NOFILE is enforced', async () => {
+    const b = bundle({ args: [busybox, 'sh', '-c', 'ulimit -n; ulimit -Hn; ulimit -Hu; exec 9</dev/null && echo opened-9; (exec 12</dev/null) 2>/dev/null || echo refused-12'] });
+    const spec = JSON.parse(readFileSync(join(b.dir, 'config.json'), 'utf8'));
+    spec.process.rlimits = [{ type: 'RLIMIT_NOFILE', soft: 10, hard: 20 }, { type: 'RLIMIT_NPROC', soft: 50, hard: 60 }];
+    writeFileSync(join(b.dir, 'config.json'), JSON.stringify(spec));
+    const r = await v(['run', '-b', b.dir, uniqueId('rlimits')]);
+    assert.equal(r.stdout, '10\n20\n60\nopened-9\nrefused-12\n', r.stderr);
+  });
+
   test('process.user, capabilities and noNewPrivileges are what the process has, and what exec gets', async () => {
     // The shell's own sets ($$), then a child's after its execve: as uid 1000
     // without ambient capabilities it has none, as on Linux.
@@ -365,6 +374,7 @@ describe('bad input leaves nothing behind', () => {
     ['a root path that does not exist', (b) => writeFileSync(join(b.dir, 'config.json'), JSON.stringify({ ...b.spec, root: { path: 'nowhere' } })), /root.path "nowhere"/],
     ['an unknown namespace type', (b) => writeFileSync(join(b.dir, 'config.json'), JSON.stringify({ ...b.spec, linux: { namespaces: [{ type: 'pid' }, { type: 'bogus' }] } })), /linux.namespaces\[1\].type "bogus"/],
     ['a negative uid', (b) => writeFileSync(join(b.dir, 'config.json'), JSON.stringify({ ...b.spec, process: { ...b.spec.process, user: { uid: -1, gid: 0 } } })), /process.user.uid must be an unsigned 32-bit integer/],
+    ['an unknown rlimit', (b) => writeFileSync(join(b.dir, 'config.json'), JSON.stringify({ ...b.spec, process: { ...b.spec.process, rlimits: [{ type: 'RLIMIT_NOPE', soft: 1, hard: 1 }] } })), /process.rlimits\[0\].type "RLIMIT_NOPE" is not a resource limit/],
     ['an unknown capability', (b) => writeFileSync(join(b.dir, 'config.json'), JSON.stringify({ ...b.spec, process: { ...b.spec.process, capabilities: { bounding: ['CAP_FLY'] } } })), /process.capabilities.bounding: unknown capability "CAP_FLY"/],
     ['a program that does not exist', (b) => writeFileSync(join(b.dir, 'config.json'), JSON.stringify({ ...b.spec, process: { ...b.spec.process, args: ['/bin/nothing-here'] } })), /nothing-here/],
   ];

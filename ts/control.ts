@@ -22,6 +22,11 @@ export interface JoiningSpec {
   user: { uid: number; gid: number; additionalGids: number[] };
   capabilities?: unknown;
   noNewPrivileges: boolean;
+  oomScoreAdj: number;
+  rlimits?: unknown;
+  maskedPaths: string[];
+  readonlyPaths: string[];
+  devices: unknown[];
 }
 
 export type Request =

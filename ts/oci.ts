@@ -71,6 +71,9 @@ const CAPABILITIES = [
   'PERFMON', 'BPF', 'CHECKPOINT_RESTORE',
 ].map((n) => `CAP_${n}`);
 
+/** Resource limit names, getrlimit(2). */
+const RLIMITS = ['CPU', 'FSIZE', 'DATA', 'STACK', 'CORE', 'RSS', 'NPROC', 'NOFILE', 'MEMLOCK', 'AS', 'LOCKS', 'SIGPENDING', 'MSGQUEUE', 'NICE', 'RTPRIO', 'RTTIME'].map((n) => `RLIMIT_${n}`);
+
 /** Checks a process object (config.json's, or `exec --process`'s). */
 export function checkProcess(p: unknown, field = 'process'): ProcessSpec {
   if (p === undefined) fail(`${field} is missing`);
@@ -99,6 +102,17 @@ export function checkProcess(p: unknown, field = 'process'): ProcessSpec {
       const unknown = ((names as string[] | undefined) ?? []).find((n) => !CAPABILITIES.includes(n.toUpperCase()));
       if (unknown !== undefined) fail(`${field}.capabilities.${set}: unknown capability ${JSON.stringify(unknown)}`);
     }
+  }
+  const rlimits = proc.rlimits;
+  if (rlimits !== undefined) {
+    if (!Array.isArray(rlimits)) fail(`${field}.rlimits must be an array`);
+    (rlimits as unknown[]).forEach((r, i) => {
+      const at = `${field}.rlimits[${i}]`;
+      if (!isObject(r)) return fail(`${at} must be an object`);
+      if (typeof r.type !== 'string' || !RLIMITS.includes(r.type)) fail(`${at}.type ${JSON.stringify(r.type)} is not a resource limit`);
+      for (const k of ['soft', 'hard']) if (!Number.isInteger(r[k]) || (r[k] as number) < 0) fail(`${at}.${k} must be a non-negative integer`);
+      if ((r.soft as number) > (r.hard as number)) fail(`${at}: soft ${r.soft} is above hard ${r.hard}`);
+    });
   }
   if (proc.oomScoreAdj !== undefined && !Number.isInteger(proc.oomScoreAdj)) fail(`${field}.oomScoreAdj must be an integer`);
   return proc as unknown as ProcessSpec;
@@ -149,6 +163,25 @@ export function loadBundleSpec(bundle: string): { spec: OciSpec; rootfs: string 
   const linux = spec.linux;
   if (linux !== undefined) {
     if (!isObject(linux)) fail('linux must be an object');
+    for (const key of ['maskedPaths', 'readonlyPaths']) {
+      const paths = (linux as Record<string, unknown>)[key];
+      checkStrings(paths, `linux.${key}`);
+      ((paths as string[] | undefined) ?? []).forEach((p, i) => {
+        if (!isAbsolute(p)) fail(`linux.${key}[${i}] ${JSON.stringify(p)} is not an absolute path`);
+      });
+    }
+    const devices = (linux as Record<string, unknown>).devices;
+    if (devices !== undefined) {
+      if (!Array.isArray(devices)) fail('linux.devices must be an array');
+      (devices as unknown[]).forEach((d, i) => {
+        if (!isObject(d)) return fail(`linux.devices[${i}] must be an object`);
+        if (typeof d.path !== 'string' || !isAbsolute(d.path)) fail(`linux.devices[${i}].path ${JSON.stringify(d.path)} is not an absolute path`);
+        if (!['c', 'u', 'b', 'p'].includes(d.type as string)) fail(`linux.devices[${i}].type ${JSON.stringify(d.type)} is not c, u, b or p`);
+        for (const k of ['major', 'minor', 'fileMode', 'uid', 'gid']) {
+          if (d[k] !== undefined && !(Number.isInteger(d[k]) && (d[k] as number) >= 0)) fail(`linux.devices[${i}].${k} must be a non-negative integer`);
+        }
+      });
+    }
     const namespaces = (linux as Record<string, unknown>).namespaces;
     if (namespaces !== undefined) {
       if (!Array.isArray(namespaces)) fail('linux.namespaces must be an array');

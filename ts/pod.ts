@@ -37,6 +37,11 @@ export function joiningSpec(spec: OciSpec) {
     user: { uid: p.user?.uid ?? 0, gid: p.user?.gid ?? 0, additionalGids: p.user?.additionalGids ?? [] },
     ...(p.capabilities ? { capabilities: p.capabilities } : {}),
     noNewPrivileges: p.noNewPrivileges === true,
+    oomScoreAdj: p.oomScoreAdj ?? 0,
+    ...(p.rlimits ? { rlimits: p.rlimits } : {}),
+    maskedPaths: (spec.linux?.maskedPaths as string[] | undefined) ?? [],
+    readonlyPaths: (spec.linux?.readonlyPaths as string[] | undefined) ?? [],
+    devices: (spec.linux?.devices as unknown[] | undefined) ?? [],
   };
 }
 

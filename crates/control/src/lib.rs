@@ -101,10 +101,44 @@ pub struct ContainerSpec {
     pub own_pid_namespace: bool,
     #[serde(flatten)]
     pub identity: ProcessIdentity,
+    #[serde(flatten)]
+    pub covers: PathCovers,
 }
 
-/// Who an OCI process runs as: the spec's `process.user`,
-/// `process.capabilities` and `process.noNewPrivileges`.
+/// The spec's linux.maskedPaths, linux.readonlyPaths and linux.devices.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PathCovers {
+    #[serde(default)]
+    pub masked_paths: Vec<String>,
+    #[serde(default)]
+    pub readonly_paths: Vec<String>,
+    #[serde(default)]
+    pub devices: Vec<LinuxDevice>,
+}
+
+/// One of linux.devices: `type` is "c" (or "u"), "b" or "p".
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct LinuxDevice {
+    pub path: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub major: u32,
+    #[serde(default)]
+    pub minor: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_mode: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
+}
+
+/// Who an OCI process runs as and with what limits: the spec's
+/// `process.user`, `process.capabilities`, `process.noNewPrivileges` and
+/// `process.rlimits`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ProcessIdentity {
@@ -114,6 +148,19 @@ pub struct ProcessIdentity {
     pub capabilities: Option<ProcessCapabilities>,
     #[serde(default)]
     pub no_new_privileges: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rlimits: Vec<ProcessRlimit>,
+    #[serde(default)]
+    pub oom_score_adj: i32,
+}
+
+/// One of `process.rlimits`: `type` is "RLIMIT_NOFILE" and the like.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct ProcessRlimit {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub hard: u64,
+    pub soft: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]

@@ -105,6 +105,7 @@ pub mod cap {
     pub const SETPCAP: u32 = 8;
     pub const LINUX_IMMUTABLE: u32 = 9;
     pub const SYS_NICE: u32 = 23;
+    pub const SYS_RESOURCE: u32 = 24;
     pub const MKNOD: u32 = 27;
     pub const MAC_OVERRIDE: u32 = 32;
     /// CAP_CHECKPOINT_RESTORE, the last one Linux 5.9+ has.

@@ -91,6 +91,8 @@ pub fn launch(argv: &[&str]) -> LaunchSpec {
         cwd: b"/".to_vec(),
         stdio: [dev_null(), dev_null(), dev_null()],
         creds: crate::creds::Creds::default(),
+        rlimits: Vec::new(),
+        oom_score_adj: 0,
     }
 }
 

@@ -7,7 +7,9 @@
 //! tmpfs is the sentry's own and carries none.
 
 use crate::spec;
-use kernel::fs::vfs::{MountSource, RootMode};
+use abi::Errno;
+use control::PathCovers;
+use kernel::fs::vfs::{Cover, MountSource, RootMode};
 use kernel::fs::Vfs;
 use kernel::kernel::errno_text;
 use kernel::SysResult;
@@ -20,9 +22,20 @@ use std::sync::Arc;
 #[serde(rename_all = "camelCase", tag = "kind")]
 pub enum Plan {
     /// A host directory tree; its descriptor comes with the message.
-    HostDir { destination: String, readonly: bool },
+    HostDir {
+        destination: String,
+        readonly: bool,
+        /// The host path it is of (mountinfo's root field, as Linux shows a bind mount's).
+        #[serde(default)]
+        source: String,
+    },
     /// One host file, opened for I/O; its descriptor comes with the message.
-    HostFile { destination: String, readonly: bool },
+    HostFile {
+        destination: String,
+        readonly: bool,
+        #[serde(default)]
+        source: String,
+    },
     /// A memory-backed tmpfs of the sentry's own.
     Tmpfs { destination: String, readonly: bool, mode: u32 },
     /// One of the file systems the sentry always mounts (`OWN`), as the
@@ -144,7 +157,7 @@ pub fn receive(sock: &impl AsRawFd) -> Result<Received, String> {
                     return Err(format!("mounts from the gofer: {} came with the wrong descriptors", plan.destination()));
                 }
                 match (&plan, root.is_none()) {
-                    (Plan::HostDir { destination, readonly }, true) if destination == "/" => root = Some((fd.unwrap(), *readonly)),
+                    (Plan::HostDir { destination, readonly, .. }, true) if destination == "/" => root = Some((fd.unwrap(), *readonly)),
                     (_, true) => return Err("mounts from the gofer: the root did not come first".into()),
                     _ => mounts.push((plan, fd)),
                 }
@@ -161,14 +174,16 @@ pub fn receive(sock: &impl AsRawFd) -> Result<Received, String> {
 
 /// The container's file system from what the gofer sent: `tree` makes the
 /// tree over the root (copy-on-write in memory unless read-only), then the
-/// mounts go on in spec order.
-pub fn container_fs(m: Received, tree: impl FnOnce(OwnedFd, RootMode) -> SysResult<Arc<Vfs>>) -> Result<Arc<Vfs>, String> {
+/// mounts go on in spec order, then, as runc does, the devices, the
+/// read-only paths and the masked paths (a path that does not exist is
+/// skipped).
+pub fn container_fs(m: Received, covers: &PathCovers, tree: impl FnOnce(OwnedFd, RootMode) -> SysResult<Arc<Vfs>>) -> Result<Arc<Vfs>, String> {
     let mode = if m.readonly_root { RootMode::ReadOnly } else { RootMode::Overlay };
     let vfs = tree(m.root, mode).map_err(|e| format!("root filesystem: {}", errno_text(e)))?;
     for (plan, fd) in m.mounts {
         let (source, readonly) = match (&plan, fd) {
-            (Plan::HostDir { readonly, .. }, Some(fd)) => (MountSource::HostDir(fd), *readonly),
-            (Plan::HostFile { readonly, .. }, Some(fd)) => (MountSource::HostFile(fd), *readonly),
+            (Plan::HostDir { readonly, source, .. }, Some(fd)) => (MountSource::HostDir(fd, source.clone()), *readonly),
+            (Plan::HostFile { readonly, source, .. }, Some(fd)) => (MountSource::HostFile(fd, source.clone()), *readonly),
             (Plan::Tmpfs { readonly, mode, .. }, _) => (MountSource::Tmpfs { mode: *mode }, *readonly),
             (Plan::Own { destination, fs_type, source }, _) => {
                 vfs.describe_own_mount(destination.as_bytes(), fs_type, source).map_err(|e| format!("mount at {destination}: {}", errno_text(e)))?;
@@ -177,6 +192,26 @@ pub fn container_fs(m: Received, tree: impl FnOnce(OwnedFd, RootMode) -> SysResu
             _ => unreachable!("receive checked the descriptors"),
         };
         vfs.mount_at(plan.destination().as_bytes(), source, readonly).map_err(|e| format!("mount at {}: {}", plan.destination(), errno_text(e)))?;
+    }
+    for (i, d) in covers.devices.iter().enumerate() {
+        let kind = match d.kind.as_str() {
+            "c" | "u" => libc::S_IFCHR,
+            "b" => libc::S_IFBLK,
+            "p" => libc::S_IFIFO,
+            t => return Err(format!("linux.devices[{i}].type {t:?} is not c, u, b or p")),
+        };
+        let mode = kind | d.file_mode.unwrap_or(0o666) & 0o7777;
+        let rdev = if kind == libc::S_IFIFO { 0 } else { libc::makedev(d.major, d.minor) };
+        vfs.make_device(d.path.as_bytes(), mode, rdev, (d.uid.unwrap_or(0), d.gid.unwrap_or(0)))
+            .map_err(|e| format!("linux.devices[{i}] {:?}: {}", d.path, errno_text(e)))?;
+    }
+    for (paths, how, field) in [(&covers.readonly_paths, Cover::ReadOnly, "readonlyPaths"), (&covers.masked_paths, Cover::Mask, "maskedPaths")] {
+        for (i, path) in paths.iter().enumerate() {
+            match vfs.cover(path.as_bytes(), how) {
+                Ok(()) | Err(Errno::ENOENT) => {}
+                Err(e) => return Err(format!("linux.{field}[{i}] {path:?}: {}", errno_text(e))),
+            }
+        }
     }
     Ok(vfs)
 }

@@ -245,6 +245,8 @@ impl Server {
                     cwd: cwd.into_bytes(),
                     stdio,
                     creds: c.spec_creds(),
+                    rlimits: Vec::new(),
+                    oom_score_adj: 0,
                 };
                 match self.kernel.exec_in(&c, launch) {
                     Ok(pid) => Outcome::Reply(Response::Pid { pid }),

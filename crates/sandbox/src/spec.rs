@@ -9,6 +9,15 @@ pub struct Spec {
     pub hostname: Option<String>,
     #[serde(default)]
     pub mounts: Vec<Mount>,
+    #[serde(default)]
+    pub linux: Linux,
+}
+
+/// The part of `linux` the sandbox applies itself.
+#[derive(Debug, Default, Deserialize)]
+pub struct Linux {
+    #[serde(flatten)]
+    pub covers: control::PathCovers,
 }
 
 /// One entry of the spec's `mounts` (what the gofer prepares).
@@ -55,6 +64,22 @@ pub fn creds_of(id: &control::ProcessIdentity) -> Result<kernel::creds::Creds, S
     Ok(c)
 }
 
+/// The limits of a process spec's rlimits, by resource number; errors
+/// name the bad entry.
+pub fn rlimits_of(id: &control::ProcessIdentity) -> Result<Vec<(u32, abi::types::Rlimit)>, String> {
+    id.rlimits
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let resource = kernel::rlimit::by_name(&r.kind).ok_or_else(|| format!("process.rlimits[{i}].type {:?} is not a resource limit", r.kind))?;
+            if r.soft > r.hard {
+                return Err(format!("process.rlimits[{i}]: soft {} is above hard {}", r.soft, r.hard));
+            }
+            Ok((resource, abi::types::Rlimit { cur: r.soft, max: r.hard }))
+        })
+        .collect()
+}
+
 #[derive(Debug, Deserialize)]
 pub struct Root {
     pub path: String,
@@ -78,6 +103,7 @@ impl Spec {
             return Err(format!("spec: process.cwd {:?} is not absolute", p.cwd));
         }
         creds_of(&p.identity)?;
+        rlimits_of(&p.identity)?;
         let r = s.root.as_ref().ok_or("spec: root is missing")?;
         if !r.path.starts_with('/') {
             return Err(format!("spec: root.path {:?} is not absolute", r.path));
@@ -113,6 +139,10 @@ mod tests {
         assert_eq!((c.uid.effective, c.gid.real, c.groups.clone(), c.no_new_privs), (1000, 100, vec![5], true));
         assert_eq!((c.caps.bounding, c.caps.effective, c.caps.inheritable), (0b100001, 0b100000, 0));
         let root = creds_of(&control::ProcessIdentity::default()).unwrap();
+        let s = Spec::parse(br#"{"process":{"args":["sh"],"rlimits":[{"type":"RLIMIT_NOFILE","hard":20,"soft":10}]},"root":{"path":"/"}}"#).unwrap();
+        assert_eq!(rlimits_of(&s.process.unwrap().identity).unwrap(), vec![(libc::RLIMIT_NOFILE, abi::types::Rlimit { cur: 10, max: 20 })]);
+        let bad = br#"{"process":{"args":["sh"],"rlimits":[{"type":"RLIMIT_NOPE","hard":1,"soft":1}]},"root":{"path":"/"}}"#;
+        assert!(Spec::parse(bad).unwrap_err().contains("process.rlimits[0].type"));
         assert_eq!(root.caps.effective, kernel::creds::ALL_CAPS);
     }
 }

@@ -50,6 +50,9 @@ enum File {
     PidStat(i32),
     Status(i32),
     Statm(i32),
+    /// The container's process.oomScoreAdj: the host OOM killer's score
+    /// adjustment of the sandbox, which holds every process of it.
+    OomScoreAdj(i32),
     Maps(i32),
 }
 
@@ -84,7 +87,7 @@ const ROOT_ENTRIES: &[(&str, fn() -> Entry)] = &[
     ("version", || Entry::F(File::Version)),
 ];
 
-const PID_ENTRIES: &[&str] = &["cmdline", "comm", "cwd", "exe", "fd", "maps", "mountinfo", "mounts", "root", "stat", "statm", "status", "task"];
+const PID_ENTRIES: &[&str] = &["cmdline", "comm", "cwd", "exe", "fd", "maps", "mountinfo", "mounts", "oom_score_adj", "root", "stat", "statm", "status", "task"];
 
 fn pid_entry(pid: i32, name: &str) -> Option<Entry> {
     Some(match name {
@@ -96,6 +99,7 @@ fn pid_entry(pid: i32, name: &str) -> Option<Entry> {
         "maps" => Entry::F(File::Maps(pid)),
         "mounts" => Entry::F(File::Mounts),
         "mountinfo" => Entry::F(File::Mountinfo),
+        "oom_score_adj" => Entry::F(File::OomScoreAdj(pid)),
         "root" => Entry::L(Link::Root(pid)),
         "stat" => Entry::F(File::PidStat(pid)),
         "statm" => Entry::F(File::Statm(pid)),
@@ -386,6 +390,7 @@ impl File {
             File::Status(_) => 4,
             File::Statm(_) => 5,
             File::Maps(_) => 6,
+            File::OomScoreAdj(_) => 7,
         }
     }
 
@@ -409,7 +414,7 @@ impl File {
                 let mut s = String::new();
                 for m in mount_tree(c, k).mounts() {
                     let at = super::vfs::Location { mount: m.clone(), dentry: m.root.clone() }.path();
-                    let _ = writeln!(s, "{} {} {} {},relatime 0 0", m.source.lock().unwrap(), String::from_utf8_lossy(&at), m.fs_type, if m.readonly { "ro" } else { "rw" });
+                    let _ = writeln!(s, "{} {} {} {},relatime 0 0", m.source.lock().unwrap(), escape_mount_path(&at), m.fs_type, if m.readonly { "ro" } else { "rw" });
                 }
                 s.into_bytes()
             }
@@ -421,7 +426,7 @@ impl File {
                     let parent = m.parent.as_ref().map(|(p, _)| p.id).unwrap_or(m.id);
                     let ro = if m.readonly { "ro" } else { "rw" };
                     let dev = m.root.node.stat(c).map(|st| st.st_dev).unwrap_or(0);
-                    let _ = writeln!(s, "{} {} {}:{} / {} {ro},relatime - {} {} {ro}", m.id, parent, libc::major(dev), libc::minor(dev), String::from_utf8_lossy(&at), m.fs_type, m.source.lock().unwrap());
+                    let _ = writeln!(s, "{} {} {}:{} {} {} {ro},relatime - {} {} {ro}", m.id, parent, libc::major(dev), libc::minor(dev), escape_mount_path(m.root_path.as_bytes()), escape_mount_path(&at), m.fs_type, m.source.lock().unwrap());
                 }
                 s.into_bytes()
             }
@@ -449,8 +454,22 @@ impl File {
                 format!("{} {} 0 0 0 0 0\n", i.vm_size / 4096, i.vm_rss / 4096).into_bytes()
             }
             File::Maps(p) => info(k, p)?.maps.into_bytes(),
+            File::OomScoreAdj(p) => format!("{}\n", info(k, p)?.oom_score_adj).into_bytes(),
         })
     }
+}
+
+/// A path as /proc/PID/mounts and mountinfo print it: space, tab, newline
+/// and backslash as octal escapes (Linux's mangle()).
+fn escape_mount_path(p: &[u8]) -> String {
+    let mut out = Vec::with_capacity(p.len());
+    for &b in p {
+        match b {
+            b' ' | b'\t' | b'\n' | b'\\' => out.extend_from_slice(format!("\\{b:03o}").as_bytes()),
+            _ => out.push(b),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn state_name(s: char) -> &'static str {
@@ -653,8 +672,14 @@ pub fn format_cpuinfo(cpus: u32, id: &CpuIdentity) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn mount_paths_are_escaped_as_linux_does() {
+        assert_eq!(escape_mount_path(b"/a b\\c"), "/a\\040b\\134c");
+    }
+
     fn sample() -> ProcInfo {
         ProcInfo {
+            oom_score_adj: 0,
             pid: 7,
             ppid: 1,
             pgid: 7,

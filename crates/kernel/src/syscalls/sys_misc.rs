@@ -19,7 +19,7 @@ pub const SYSCALLS: &[Entry] = &[
     sys!(TIME, sys_time, [Hex]),
     sys!(NANOSLEEP, sys_nanosleep, [Hex, Hex]),
     sys!(CLOCK_NANOSLEEP, sys_clock_nanosleep, [Int, Hex, Hex, Hex]),
-    sys!(PRLIMIT64, sys_prlimit64, [Int, Int, Hex, Hex], partial "limits are recorded, only RLIMIT_NOFILE and RLIMIT_NPROC are enforced"),
+    sys!(PRLIMIT64, sys_prlimit64, [Int, Int, Hex, Hex], partial "limits are recorded, RLIMIT_NOFILE is enforced, RLIMIT_NPROC as the sandbox's task limit"),
     sys!(GETRLIMIT, sys_getrlimit, [Int, Hex]),
     sys!(SETRLIMIT, sys_setrlimit, [Int, Hex]),
     sys!(PRCTL, sys_prctl, [Int, Hex, Hex, Hex, Hex], partial "names, dumpable, no_new_privs, pdeathsig, child subreaper, capabilities"),
@@ -178,39 +178,30 @@ fn sys_clock_nanosleep(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     sleep_until(t, until, rem)
 }
 
-const RLIM_INFINITY: u64 = u64::MAX;
-
-fn default_rlimit(t: &TaskCtx, res: u32) -> SysResult<Rlimit> {
-    Ok(match res {
-        r if r == libc::RLIMIT_NOFILE => Rlimit { cur: t.files().limit as u64, max: t.files().limit as u64 },
-        r if r == libc::RLIMIT_STACK => Rlimit { cur: crate::mm::STACK_SIZE, max: RLIM_INFINITY },
-        r if r == libc::RLIMIT_NPROC => Rlimit { cur: t.kernel().config.max_tasks as u64, max: t.kernel().config.max_tasks as u64 },
-        r if r == libc::RLIMIT_CORE => Rlimit { cur: 0, max: RLIM_INFINITY },
-        r if r == libc::RLIMIT_MEMLOCK => Rlimit { cur: 8 << 20, max: 8 << 20 },
-        r if r == libc::RLIMIT_SIGPENDING => Rlimit { cur: 63_000, max: 63_000 },
-        r if r == libc::RLIMIT_MSGQUEUE => Rlimit { cur: 819_200, max: 819_200 },
-        r if r < 16 /* RLIM_NLIMITS */ => Rlimit { cur: RLIM_INFINITY, max: RLIM_INFINITY },
-        _ => return Err(Errno::EINVAL),
-    })
-}
-
+/// prlimit64(2) (and getrlimit/setrlimit): reads and sets the limits of
+/// a process; Linux's check (same real/effective/saved uids and gids, or
+/// CAP_SYS_RESOURCE) applies to another process.
 fn sys_prlimit64(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     let (pid, res, new, old) = (a[0] as i32, a[1] as u32, a[2], a[3]);
-    if pid != 0 && t.pid_named(pid).and_then(|p| t.kernel().task(p)).is_none() {
-        return Err(Errno::ESRCH);
-    }
-    let cur = default_rlimit(t, res)?;
-    if new != 0 {
-        let n: Rlimit = t.read_obj(new)?;
-        if n.cur > n.max {
-            return Err(Errno::EINVAL);
-        }
-        // Raising above the hard limit is refused; lowering is accepted but
-        // not enforced for resources the sentry does not meter.
-        if n.max > cur.max {
+    let target = if pid == 0 { t.task.clone() } else { t.pid_named(pid).and_then(|p| t.kernel().task(p)).ok_or(Errno::ESRCH)? };
+    let me = t.creds();
+    if !std::sync::Arc::ptr_eq(&target.tg, &t.task.tg) && !me.capable(cap::SYS_RESOURCE) {
+        let them = target.creds.lock().unwrap().clone();
+        let same = |m: &crate::creds::Ids, o: &crate::creds::Ids| m.real == o.real && m.real == o.effective && m.real == o.saved;
+        if !(same(&me.uid, &them.uid) && same(&me.gid, &them.gid)) {
             return Err(Errno::EPERM);
         }
     }
+    let new = if new != 0 { Some(t.read_obj::<Rlimit>(new)?) } else { None };
+    let mut limits = target.tg.rlimits.lock().unwrap();
+    let cur = limits.get(res)?;
+    if let Some(n) = new {
+        limits.set(res, n, me.capable(cap::SYS_RESOURCE))?;
+        if res == libc::RLIMIT_NOFILE as u32 {
+            target.files().set_limit(n.cur);
+        }
+    }
+    drop(limits);
     if old != 0 {
         t.write_obj(old, &cur)?;
     }
@@ -218,9 +209,7 @@ fn sys_prlimit64(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
 }
 
 fn sys_getrlimit(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
-    let r = default_rlimit(t, a[0] as u32)?;
-    t.write_obj(a[1], &r)?;
-    Ok(0)
+    sys_prlimit64(t, &[0, a[0], 0, a[1], 0, 0])
 }
 
 fn sys_setrlimit(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
