@@ -8,7 +8,7 @@
 import { afterEach, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { assertNothingLeft, cli, repo, startWatching, watchedEnv } from './helpers.mjs';
 
@@ -16,12 +16,23 @@ import { assertNothingLeft, cli, repo, startWatching, watchedEnv } from './helpe
 const MUST_PASS = [
   'config_updates_without_affect',
   'create',
+  'default',
   'delete_only_create_resources',
   'delete_resources',
+  'hostname',
   'kill',
   'kill_no_effect',
   'linux_cgroups_cpus',
   'linux_cgroups_pids',
+  'linux_devices',
+  'linux_masked_paths',
+  'linux_readonly_paths',
+  'mounts',
+  'process',
+  'process_capabilities',
+  'process_oom_score_adj',
+  'process_user',
+  'root_readonly_true',
   'state',
 ];
 
@@ -65,6 +76,12 @@ describe('OCI runtime-tools validation suite', { skip }, () => {
     before_ = new Set(rootEntries());
   });
   afterEach(async () => {
+    // The suite leaves in TMPDIR the bundles (ocitestNNN) of the cases that
+    // expect create to fail before it starts (linux_masked_paths' relative
+    // and looping paths): its own leftovers, made before veil runs. The
+    // containers check below still catches anything veil leaves.
+    const tmp = watchedEnv().TMPDIR;
+    for (const e of readdirSync(tmp).filter((n) => /^ocitest\d+$/.test(n))) rmSync(join(tmp, e), { recursive: true, force: true });
     await assertNothingLeft();
     assert.deepEqual(rootEntries().filter((e) => !before_.has(e)), [], `containers left in ${VEIL_ROOT}`);
   });
@@ -75,6 +92,10 @@ describe('OCI runtime-tools validation suite', { skip }, () => {
       const failures = output.split('\n').filter((l) => l.startsWith('not ok'));
       assert.deepEqual(failures, [], output);
       assert.match(output, /^ok /m, output);
+      // runtimetest prints its plan last: without it, it stopped at an error
+      // (an ENOSYS, a missing /proc file) before checking everything, which
+      // the suite itself does not count as a failure.
+      assert.match(output, /^1\.\.\d+$/m, `the validation did not run to its end:\n${output}`);
       assert.equal(status, 0, output);
     });
   }
