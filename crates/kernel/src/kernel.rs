@@ -275,7 +275,7 @@ impl Kernel {
             rlimits.force(resource, limit).map_err(|e| format!("rlimit: {e}"))?;
         }
         let files = FdTable::new();
-        files.set_limit(rlimits.get(libc::RLIMIT_NOFILE as u32).map_err(errno_text)?.cur);
+        files.set_limit(rlimits.get(libc::RLIMIT_NOFILE).map_err(errno_text)?.cur);
         for (i, fd) in spec.stdio.into_iter().enumerate() {
             let f = fs::vfs::host_file(fd).map_err(|e| format!("stdio {i}: {}", errno_text(e)))?;
             files.install_at(i as i32, f, false).map_err(errno_text)?;
@@ -566,6 +566,7 @@ pub fn errno_text(e: Errno) -> String {
 }
 
 impl ThreadGroup {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(tgid: i32, ppid: i32, pgid: i32, sid: i32, cmdline: Vec<u8>, exe: Vec<u8>, container: Arc<Container>, rlimits: crate::rlimit::Limits) -> Arc<ThreadGroup> {
         Arc::new(ThreadGroup {
             tgid,

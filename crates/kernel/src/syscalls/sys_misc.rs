@@ -197,7 +197,7 @@ fn sys_prlimit64(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     let cur = limits.get(res)?;
     if let Some(n) = new {
         limits.set(res, n, me.capable(cap::SYS_RESOURCE))?;
-        if res == libc::RLIMIT_NOFILE as u32 {
+        if res == libc::RLIMIT_NOFILE {
             target.files().set_limit(n.cur);
         }
     }
