@@ -45,7 +45,8 @@ test('pods: the sandbox a CRI container joins, its PID namespace, the members ro
   assert.equal(wantsOwnPidNamespace({ linux: { namespaces: [{ type: 'pid', path: '/proc/1/ns/pid' }] } }), false, 'a path: the sandbox one');
   assert.equal(wantsOwnPidNamespace({}), false);
   const s = { process: { args: ['sh'], cwd: '/w' }, root: { path: '/r', readonly: true }, linux: { namespaces: [{ type: 'pid' }] } };
-  assert.deepEqual(joiningSpec(s), { args: ['sh'], env: [], cwd: '/w', ownPidNamespace: true });
+  const processDefaults = { user: { uid: 0, gid: 0, additionalGids: [] }, noNewPrivileges: false, oomScoreAdj: 0, maskedPaths: [], readonlyPaths: [], devices: [] };
+  assert.deepEqual(joiningSpec(s), { args: ['sh'], env: [], cwd: '/w', ownPidNamespace: true, ...processDefaults });
   const members = podMembers([{ id: 'b', sandboxId: 'a' }, { id: 'x' }, { id: 'a' }, { id: 'c', sandboxId: 'a' }], 'a');
   assert.deepEqual(members.map((m) => m.id), ['a', 'b', 'c']);
 });

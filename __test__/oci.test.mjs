@@ -170,6 +170,42 @@ describe('kill, delete --force, run', () => {
     assert.equal((await state(id2)).status, 'running');
     await v(['delete', '--force', id2]);
   });
+  test('process.rlimits are the process\'s limits; RLIMIT_NOFILE is enforced', async () => {
+    const b = bundle({ args: [busybox, 'sh', '-c', 'ulimit -n; ulimit -Hn; ulimit -Hu; exec 9</dev/null && echo opened-9; (exec 12</dev/null) 2>/dev/null || echo refused-12'] });
+    const spec = JSON.parse(readFileSync(join(b.dir, 'config.json'), 'utf8'));
+    spec.process.rlimits = [{ type: 'RLIMIT_NOFILE', soft: 10, hard: 20 }, { type: 'RLIMIT_NPROC', soft: 50, hard: 60 }];
+    writeFileSync(join(b.dir, 'config.json'), JSON.stringify(spec));
+    const r = await v(['run', '-b', b.dir, uniqueId('rlimits')]);
+    assert.equal(r.stdout, '10\n20\n60\nopened-9\nrefused-12\n', r.stderr);
+  });
+
+  test('process.user, capabilities and noNewPrivileges are what the process has, and what exec gets', async () => {
+    // The shell's own sets ($$), then a child's after its execve: as uid 1000
+    // without ambient capabilities it has none, as on Linux.
+    const show = 'id -u; id -g; id -G; grep -E "^Cap" /proc/$$/status; grep CapEff /proc/self/status; kill -0 1 && echo may-kill';
+    const b = bundle({ args: [busybox, 'sh', '-c', `${show}; sleep 30`] });
+    const spec = JSON.parse(readFileSync(join(b.dir, 'config.json'), 'utf8'));
+    const caps = ['CAP_KILL', 'CAP_NET_BIND_SERVICE'];
+    spec.process.user = { uid: 1000, gid: 100, additionalGids: [5, 7] };
+    spec.process.capabilities = { bounding: caps, effective: caps, permitted: caps, inheritable: [], ambient: [] };
+    spec.process.noNewPrivileges = true;
+    writeFileSync(join(b.dir, 'config.json'), JSON.stringify(spec));
+    const id = uniqueId('creds');
+    const c = await v(['create', '-b', b.dir, id], { stdout: b.out, stderr: b.err });
+    assert.equal(c.status, 0, readFileSync(b.err, 'utf8'));
+    await v(['start', id]);
+    // CAP_KILL (5) and CAP_NET_BIND_SERVICE (10); kill -0 of init (uid 0) needs CAP_KILL.
+    const bits = '0000000000000420';
+    const zero = '0000000000000000';
+    const expected = `1000\n100\n100 5 7\nCapInh:\t${zero}\nCapPrm:\t${bits}\nCapEff:\t${bits}\nCapBnd:\t${bits}\nCapAmb:\t${zero}\nCapEff:\t${zero}\nmay-kill\n`;
+    await eventually(() => readFileSync(b.out, 'utf8').includes('may-kill'), 10000, 'init to print its credentials');
+    assert.equal(readFileSync(b.out, 'utf8'), expected);
+    // exec runs its process with the spec's credentials too.
+    const e = await v(['exec', id, busybox, 'sh', '-c', show]);
+    assert.equal(e.status, 0, e.stderr);
+    assert.equal(e.stdout, expected);
+    await v(['delete', '-f', id]);
+  });
 });
 
 describe('exec, ps, pause, resume, events', () => {
@@ -337,7 +373,9 @@ describe('bad input leaves nothing behind', () => {
     ['no process', (b) => writeFileSync(join(b.dir, 'config.json'), JSON.stringify({ ...b.spec, process: undefined })), /process is missing/],
     ['a root path that does not exist', (b) => writeFileSync(join(b.dir, 'config.json'), JSON.stringify({ ...b.spec, root: { path: 'nowhere' } })), /root.path "nowhere"/],
     ['an unknown namespace type', (b) => writeFileSync(join(b.dir, 'config.json'), JSON.stringify({ ...b.spec, linux: { namespaces: [{ type: 'pid' }, { type: 'bogus' }] } })), /linux.namespaces\[1\].type "bogus"/],
-    ['a user other than root', (b) => writeFileSync(join(b.dir, 'config.json'), JSON.stringify({ ...b.spec, process: { ...b.spec.process, user: { uid: 1000, gid: 0 } } })), /process.user 1000:0 is not supported/],
+    ['a negative uid', (b) => writeFileSync(join(b.dir, 'config.json'), JSON.stringify({ ...b.spec, process: { ...b.spec.process, user: { uid: -1, gid: 0 } } })), /process.user.uid must be an unsigned 32-bit integer/],
+    ['an unknown rlimit', (b) => writeFileSync(join(b.dir, 'config.json'), JSON.stringify({ ...b.spec, process: { ...b.spec.process, rlimits: [{ type: 'RLIMIT_NOPE', soft: 1, hard: 1 }] } })), /process.rlimits\[0\].type "RLIMIT_NOPE" is not a resource limit/],
+    ['an unknown capability', (b) => writeFileSync(join(b.dir, 'config.json'), JSON.stringify({ ...b.spec, process: { ...b.spec.process, capabilities: { bounding: ['CAP_FLY'] } } })), /process.capabilities.bounding: unknown capability "CAP_FLY"/],
     ['a program that does not exist', (b) => writeFileSync(join(b.dir, 'config.json'), JSON.stringify({ ...b.spec, process: { ...b.spec.process, args: ['/bin/nothing-here'] } })), /nothing-here/],
   ];
   for (const [name, spoil, pattern] of cases) {

@@ -19,12 +19,23 @@ import { assertNothingLeft, cli, repo, startWatching, watchedEnv } from './helpe
 const MUST_PASS = [
   'config_updates_without_affect',
   'create',
+  'default',
   'delete_only_create_resources',
   'delete_resources',
+  'hostname',
   'kill',
   'kill_no_effect',
   'linux_cgroups_cpus',
   'linux_cgroups_pids',
+  'linux_devices',
+  'linux_masked_paths',
+  'linux_readonly_paths',
+  'mounts',
+  'process',
+  'process_capabilities',
+  'process_oom_score_adj',
+  'process_user',
+  'root_readonly_true',
   'state',
 ];
 
@@ -74,6 +85,12 @@ describe('OCI runtime-tools validation suite', { skip }, () => {
     before_ = new Set(rootEntries());
   });
   afterEach(async () => {
+    // The suite leaves in TMPDIR the bundles (ocitestNNN) of the cases that
+    // expect create to fail before it starts (linux_masked_paths' relative
+    // and looping paths): its own leftovers, made before veil runs. The
+    // containers check below still catches anything veil leaves.
+    const tmp = watchedEnv().TMPDIR;
+    for (const e of readdirSync(tmp).filter((n) => /^ocitest\d+$/.test(n))) rmSync(join(tmp, e), { recursive: true, force: true });
     await assertNothingLeft();
     assert.deepEqual(rootEntries().filter((e) => !before_.has(e)), [], `containers left in ${VEIL_ROOT}`);
   });
@@ -84,6 +101,10 @@ describe('OCI runtime-tools validation suite', { skip }, () => {
       const failures = output.split('\n').filter((l) => l.startsWith('not ok'));
       assert.deepEqual(failures, [], output);
       assert.match(output, /^ok /m, output);
+      // runtimetest prints its plan last: without it, it stopped at an error
+      // (an ENOSYS, a missing /proc file) before checking everything, which
+      // the suite itself does not count as a failure.
+      assert.match(output, /^1\.\.\d+$/m, `the validation did not run to its end:\n${output}`);
       assert.equal(status, 0, output);
     });
   }

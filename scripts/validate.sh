@@ -24,7 +24,7 @@ DIR=${VEIL_VALIDATION_DIR:-/var/cache/veil/runtime-tools-$RT_VERSION}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 runtimes=(veil runc)
 build_only=false
-per_test_timeout=${VALIDATION_TIMEOUT:-120}
+per_test_timeout=${VALIDATION_TIMEOUT:-300}
 only=()
 
 while (($#)); do
@@ -83,10 +83,30 @@ runtime_path() {
   esac
 }
 
-# Runs one validation; 0 when it passed. Keeps its TAP output.
+# The runtime's default --root, where the validations' containers live.
+state_root() {
+  case $1 in
+    veil) echo /run/veil ;;
+    *) echo "/run/$1" ;;
+  esac
+}
+
+# Runs one validation; 0 when it passed. Keeps its TAP output. Containers
+# it left behind (a validation killed by the timeout cleans up nothing) are
+# deleted, so that they cannot fail the next ones (the cgroup validations
+# share one cgroup path); the TAP output says so.
 run_one() {
-  local runtime=$1 name=$2 out=$DIR/results/$1/$2.tap status=0
+  local runtime=$1 name=$2 out=$DIR/results/$1/$2.tap status=0 root id
+  local -A before=()
+  root=$(state_root "$runtime")
+  for id in $(ls "$root" 2>/dev/null); do before[$id]=1; done
   RUNTIME=$(runtime_path "$runtime") timeout -k 5 "$per_test_timeout" "bin/$name" >"$out" 2>&1 || status=$?
+  ((status == 124 || status == 137)) && echo "# validate.sh: timed out after ${per_test_timeout}s" >>"$out"
+  for id in $(ls "$root" 2>/dev/null); do
+    [[ -n ${before[$id]:-} ]] && continue
+    echo "# validate.sh: deleting container $id it left behind" >>"$out"
+    "$(runtime_path "$runtime")" delete --force "$id" >>"$out" 2>&1 || true
+  done
   ((status == 0)) && grep -q '^ok' "$out" && ! grep -q '^not ok' "$out"
 }
 

@@ -18,6 +18,15 @@ export interface JoiningSpec {
   env: string[];
   cwd: string;
   ownPidNamespace: boolean;
+  /** crates/control's ProcessIdentity. */
+  user: { uid: number; gid: number; additionalGids: number[] };
+  capabilities?: unknown;
+  noNewPrivileges: boolean;
+  oomScoreAdj: number;
+  rlimits?: unknown;
+  maskedPaths: string[];
+  readonlyPaths: string[];
+  devices: unknown[];
 }
 
 export type Request =

@@ -62,6 +62,18 @@ function checkStrings(v: unknown, field: string): void {
   if (v !== undefined && !(Array.isArray(v) && v.every((s) => typeof s === 'string'))) fail(`${field} must be an array of strings`);
 }
 
+/** Capability names, capabilities(7) (crates/kernel's creds::cap knows the same). */
+const CAPABILITIES = [
+  'CHOWN', 'DAC_OVERRIDE', 'DAC_READ_SEARCH', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID', 'SETPCAP', 'LINUX_IMMUTABLE',
+  'NET_BIND_SERVICE', 'NET_BROADCAST', 'NET_ADMIN', 'NET_RAW', 'IPC_LOCK', 'IPC_OWNER', 'SYS_MODULE', 'SYS_RAWIO', 'SYS_CHROOT',
+  'SYS_PTRACE', 'SYS_PACCT', 'SYS_ADMIN', 'SYS_BOOT', 'SYS_NICE', 'SYS_RESOURCE', 'SYS_TIME', 'SYS_TTY_CONFIG', 'MKNOD', 'LEASE',
+  'AUDIT_WRITE', 'AUDIT_CONTROL', 'SETFCAP', 'MAC_OVERRIDE', 'MAC_ADMIN', 'SYSLOG', 'WAKE_ALARM', 'BLOCK_SUSPEND', 'AUDIT_READ',
+  'PERFMON', 'BPF', 'CHECKPOINT_RESTORE',
+].map((n) => `CAP_${n}`);
+
+/** Resource limit names, getrlimit(2). */
+const RLIMITS = ['CPU', 'FSIZE', 'DATA', 'STACK', 'CORE', 'RSS', 'NPROC', 'NOFILE', 'MEMLOCK', 'AS', 'LOCKS', 'SIGPENDING', 'MSGQUEUE', 'NICE', 'RTPRIO', 'RTTIME'].map((n) => `RLIMIT_${n}`);
+
 /** Checks a process object (config.json's, or `exec --process`'s). */
 export function checkProcess(p: unknown, field = 'process'): ProcessSpec {
   if (p === undefined) fail(`${field} is missing`);
@@ -71,19 +83,50 @@ export function checkProcess(p: unknown, field = 'process'): ProcessSpec {
   if (!Array.isArray(proc.args) || proc.args.length === 0) fail(`${field}.args must name the program to run`);
   checkStrings(proc.env, `${field}.env`);
   if (typeof proc.cwd !== 'string' || !isAbsolute(proc.cwd)) fail(`${field}.cwd ${JSON.stringify(proc.cwd)} must be an absolute path`);
-  const user = proc.user as { uid?: unknown; gid?: unknown } | undefined;
+  const user = proc.user as { uid?: unknown; gid?: unknown; additionalGids?: unknown } | undefined;
   if (user !== undefined) {
     if (!isObject(user)) fail(`${field}.user must be an object`);
-    checkRootUser(Number(user.uid ?? 0), Number(user.gid ?? 0), `${field}.user`);
+    for (const key of ['uid', 'gid'] as const) {
+      const v = user[key];
+      if (v !== undefined && !(Number.isInteger(v) && (v as number) >= 0 && (v as number) < 2 ** 32)) fail(`${field}.user.${key} must be an unsigned 32-bit integer`);
+    }
+    const gids = user.additionalGids;
+    if (gids !== undefined && !(Array.isArray(gids) && gids.every((g) => Number.isInteger(g) && g >= 0 && g < 2 ** 32))) fail(`${field}.user.additionalGids must be an array of unsigned 32-bit integers`);
+  }
+  const caps = proc.capabilities;
+  if (caps !== undefined) {
+    if (!isObject(caps)) fail(`${field}.capabilities must be an object`);
+    for (const set of ['bounding', 'effective', 'inheritable', 'permitted', 'ambient']) {
+      const names = (caps as Record<string, unknown>)[set];
+      checkStrings(names, `${field}.capabilities.${set}`);
+      const unknown = ((names as string[] | undefined) ?? []).find((n) => !CAPABILITIES.includes(n.toUpperCase()));
+      if (unknown !== undefined) fail(`${field}.capabilities.${set}: unknown capability ${JSON.stringify(unknown)}`);
+    }
+  }
+  const rlimits = proc.rlimits;
+  if (rlimits !== undefined) {
+    if (!Array.isArray(rlimits)) fail(`${field}.rlimits must be an array`);
+    (rlimits as unknown[]).forEach((r, i) => {
+      const at = `${field}.rlimits[${i}]`;
+      if (!isObject(r)) return fail(`${at} must be an object`);
+      if (typeof r.type !== 'string' || !RLIMITS.includes(r.type)) fail(`${at}.type ${JSON.stringify(r.type)} is not a resource limit`);
+      for (const k of ['soft', 'hard']) if (!Number.isInteger(r[k]) || (r[k] as number) < 0) fail(`${at}.${k} must be a non-negative integer`);
+      if ((r.soft as number) > (r.hard as number)) fail(`${at}: soft ${r.soft} is above hard ${r.hard}`);
+    });
   }
   if (proc.oomScoreAdj !== undefined && !Number.isInteger(proc.oomScoreAdj)) fail(`${field}.oomScoreAdj must be an integer`);
   return proc as unknown as ProcessSpec;
 }
 
-/** The sentry runs every process as uid 0 today; say so instead of pretending. */
-export function checkRootUser(uid: number, gid: number, field: string): void {
-  if (uid !== 0 || gid !== 0) {
-    fail(`${field} ${uid}:${gid} is not supported: veil runs every process as uid 0 and gid 0 for now`);
+/**
+ * `exec` runs its process with the credentials of the container's process
+ * spec (user, groups, capabilities); say so instead of pretending when asked
+ * for another user.
+ */
+export function checkExecUser(uid: number, gid: number, base: ProcessSpec | undefined, field: string): void {
+  const want = { uid: base?.user?.uid ?? 0, gid: base?.user?.gid ?? 0 };
+  if (uid !== want.uid || gid !== want.gid) {
+    fail(`${field} ${uid}:${gid} is not supported: veil exec runs processes as the container's process.user (${want.uid}:${want.gid}) for now`);
   }
 }
 
@@ -120,6 +163,25 @@ export function loadBundleSpec(bundle: string): { spec: OciSpec; rootfs: string 
   const linux = spec.linux;
   if (linux !== undefined) {
     if (!isObject(linux)) fail('linux must be an object');
+    for (const key of ['maskedPaths', 'readonlyPaths']) {
+      const paths = (linux as Record<string, unknown>)[key];
+      checkStrings(paths, `linux.${key}`);
+      ((paths as string[] | undefined) ?? []).forEach((p, i) => {
+        if (!isAbsolute(p)) fail(`linux.${key}[${i}] ${JSON.stringify(p)} is not an absolute path`);
+      });
+    }
+    const devices = (linux as Record<string, unknown>).devices;
+    if (devices !== undefined) {
+      if (!Array.isArray(devices)) fail('linux.devices must be an array');
+      (devices as unknown[]).forEach((d, i) => {
+        if (!isObject(d)) return fail(`linux.devices[${i}] must be an object`);
+        if (typeof d.path !== 'string' || !isAbsolute(d.path)) fail(`linux.devices[${i}].path ${JSON.stringify(d.path)} is not an absolute path`);
+        if (!['c', 'u', 'b', 'p'].includes(d.type as string)) fail(`linux.devices[${i}].type ${JSON.stringify(d.type)} is not c, u, b or p`);
+        for (const k of ['major', 'minor', 'fileMode', 'uid', 'gid']) {
+          if (d[k] !== undefined && !(Number.isInteger(d[k]) && (d[k] as number) >= 0)) fail(`linux.devices[${i}].${k} must be a non-negative integer`);
+        }
+      });
+    }
     const namespaces = (linux as Record<string, unknown>).namespaces;
     if (namespaces !== undefined) {
       if (!Array.isArray(namespaces)) fail('linux.namespaces must be an array');

@@ -29,7 +29,20 @@ export function wantsOwnPidNamespace(spec: OciSpec): boolean {
 /** What the sandbox is told of a joining container (crates/control's ContainerSpec). */
 export function joiningSpec(spec: OciSpec) {
   const p = spec.process!;
-  return { args: p.args, env: p.env ?? [], cwd: p.cwd, ownPidNamespace: wantsOwnPidNamespace(spec) };
+  return {
+    args: p.args,
+    env: p.env ?? [],
+    cwd: p.cwd,
+    ownPidNamespace: wantsOwnPidNamespace(spec),
+    user: { uid: p.user?.uid ?? 0, gid: p.user?.gid ?? 0, additionalGids: p.user?.additionalGids ?? [] },
+    ...(p.capabilities ? { capabilities: p.capabilities } : {}),
+    noNewPrivileges: p.noNewPrivileges === true,
+    oomScoreAdj: p.oomScoreAdj ?? 0,
+    ...(p.rlimits ? { rlimits: p.rlimits } : {}),
+    maskedPaths: (spec.linux?.maskedPaths as string[] | undefined) ?? [],
+    readonlyPaths: (spec.linux?.readonlyPaths as string[] | undefined) ?? [],
+    devices: (spec.linux?.devices as unknown[] | undefined) ?? [],
+  };
 }
 
 /** The id of the container whose sandbox `meta` runs in. */

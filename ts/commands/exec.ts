@@ -13,7 +13,7 @@ import type { Argv } from 'yargs';
 import { exitShellStatus } from '../container';
 import { SpecError, VeilError } from '../errors';
 import { addon } from '../native';
-import { checkProcess, checkRootUser, type ProcessSpec } from '../oci';
+import { checkExecUser, checkProcess, type ProcessSpec } from '../oci';
 import { action, forwardingSignals, GlobalArgs, runtimeFrom } from './common';
 
 /** runc's status when exec itself fails (not the process). */
@@ -42,7 +42,9 @@ function processFrom(argv: ExecArgs, base: ProcessSpec | undefined): ProcessSpec
     } catch (error) {
       throw new SpecError(`--process ${argv.process}: ${(error as Error).message}`);
     }
-    return checkProcess(parsed, 'process');
+    const p = checkProcess(parsed, 'process');
+    checkExecUser(p.user?.uid ?? 0, p.user?.gid ?? 0, base, 'process.user');
+    return p;
   }
   const args = [...(argv.command ?? []), ...(argv['--'] ?? [])].map(String);
   if (args.length === 0) throw new VeilError('exec needs a command (or --process FILE)');
@@ -56,7 +58,7 @@ function processFrom(argv: ExecArgs, base: ProcessSpec | undefined): ProcessSpec
   if (argv.user !== undefined) {
     const [uid, gid = '0'] = argv.user.split(':');
     if (!/^\d+$/.test(uid) || !/^\d+$/.test(gid)) throw new SpecError(`--user ${argv.user}: expected UID[:GID] (numbers)`);
-    checkRootUser(Number(uid), Number(gid), '--user');
+    checkExecUser(Number(uid), Number(gid), base, '--user');
   }
   return { args, env, cwd: argv.cwd ?? base?.cwd ?? '/', terminal: argv.tty };
 }

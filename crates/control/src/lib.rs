@@ -99,6 +99,94 @@ pub struct ContainerSpec {
     /// sandbox's.
     #[serde(default)]
     pub own_pid_namespace: bool,
+    #[serde(flatten)]
+    pub identity: ProcessIdentity,
+    #[serde(flatten)]
+    pub covers: PathCovers,
+}
+
+/// The spec's linux.maskedPaths, linux.readonlyPaths and linux.devices.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PathCovers {
+    #[serde(default)]
+    pub masked_paths: Vec<String>,
+    #[serde(default)]
+    pub readonly_paths: Vec<String>,
+    #[serde(default)]
+    pub devices: Vec<LinuxDevice>,
+}
+
+/// One of linux.devices: `type` is "c" (or "u"), "b" or "p".
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct LinuxDevice {
+    pub path: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub major: u32,
+    #[serde(default)]
+    pub minor: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_mode: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
+}
+
+/// Who an OCI process runs as and with what limits: the spec's
+/// `process.user`, `process.capabilities`, `process.noNewPrivileges` and
+/// `process.rlimits`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ProcessIdentity {
+    #[serde(default)]
+    pub user: ProcessUser,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<ProcessCapabilities>,
+    #[serde(default)]
+    pub no_new_privileges: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rlimits: Vec<ProcessRlimit>,
+    #[serde(default)]
+    pub oom_score_adj: i32,
+}
+
+/// One of `process.rlimits`: `type` is "RLIMIT_NOFILE" and the like.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct ProcessRlimit {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub hard: u64,
+    pub soft: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ProcessUser {
+    #[serde(default)]
+    pub uid: u32,
+    #[serde(default)]
+    pub gid: u32,
+    #[serde(default)]
+    pub additional_gids: Vec<u32>,
+}
+
+/// The five capability sets, by name ("CAP_CHOWN", ...).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct ProcessCapabilities {
+    #[serde(default)]
+    pub bounding: Vec<String>,
+    #[serde(default)]
+    pub effective: Vec<String>,
+    #[serde(default)]
+    pub inheritable: Vec<String>,
+    #[serde(default)]
+    pub permitted: Vec<String>,
+    #[serde(default)]
+    pub ambient: Vec<String>,
 }
 
 fn slash() -> String {

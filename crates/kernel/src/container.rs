@@ -32,15 +32,24 @@ pub struct Container {
     init: AtomicI32,
     exit: Mutex<Option<ExitStatus>>,
     exited: Condvar,
+    /// The credentials its spec gives its init: what `exec` runs with.
+    pub(crate) spec_creds: Mutex<crate::creds::Creds>,
+    /// Its process.oomScoreAdj (see /proc/PID/oom_score_adj).
+    pub oom_score_adj: AtomicI32,
 }
 
 impl Container {
     pub fn new(id: &str, vfs: Arc<Vfs>, pidns: PidNs) -> Arc<Container> {
-        Arc::new(Container { id: id.into(), vfs, pidns, init: AtomicI32::new(0), exit: Mutex::new(None), exited: Condvar::new() })
+        Arc::new(Container { id: id.into(), vfs, pidns, init: AtomicI32::new(0), exit: Mutex::new(None), exited: Condvar::new(), spec_creds: Mutex::default(), oom_score_adj: AtomicI32::new(0) })
     }
 
     pub fn is_root(&self) -> bool {
         self.id.is_empty()
+    }
+
+    /// The credentials of the container's process spec (see `spec_creds`).
+    pub fn spec_creds(&self) -> crate::creds::Creds {
+        self.spec_creds.lock().unwrap().clone()
     }
 
     pub fn init(&self) -> i32 {

@@ -48,6 +48,12 @@ pub struct LaunchSpec {
     pub envp: Vec<Vec<u8>>,
     pub cwd: Vec<u8>,
     pub stdio: [OwnedFd; 3],
+    /// Who it runs as (ids, groups, capabilities).
+    pub creds: crate::creds::Creds,
+    /// Resource limits other than the defaults (the spec's process.rlimits).
+    pub rlimits: Vec<(u32, abi::types::Rlimit)>,
+    /// process.oomScoreAdj (a container's init sets its container's).
+    pub oom_score_adj: i32,
 }
 
 #[derive(Default)]
@@ -83,6 +89,7 @@ impl ProcessTree {
 /// A snapshot of one process for /proc.
 #[derive(Clone, Debug)]
 pub struct ProcInfo {
+    pub oom_score_adj: i32,
     pub pid: i32,
     pub ppid: i32,
     pub pgid: i32,
@@ -191,6 +198,8 @@ impl Kernel {
         if c.init() != 0 {
             return Err(format!("container {:?} already has an init", c.id));
         }
+        *c.spec_creds.lock().unwrap() = spec.creds.clone();
+        c.oom_score_adj.store(spec.oom_score_adj, std::sync::atomic::Ordering::Relaxed);
         let task = self.create_process(c, spec)?;
         c.set_init(task.tid);
         Ok(task)
@@ -261,7 +270,12 @@ impl Kernel {
         let image = crate::loader::load(self, &mm, &fsctx, 1, &path, &spec.argv, &spec.envp)
             .map_err(|e| e.describe(&String::from_utf8_lossy(&arg0)))?;
 
+        let mut rlimits = crate::rlimit::Limits::new(self.config.max_tasks as u64);
+        for &(resource, limit) in &spec.rlimits {
+            rlimits.force(resource, limit).map_err(|e| format!("rlimit: {e}"))?;
+        }
         let files = FdTable::new();
+        files.set_limit(rlimits.get(libc::RLIMIT_NOFILE).map_err(errno_text)?.cur);
         for (i, fd) in spec.stdio.into_iter().enumerate() {
             let f = fs::vfs::host_file(fd).map_err(|e| format!("stdio {i}: {}", errno_text(e)))?;
             files.install_at(i as i32, f, false).map_err(errno_text)?;
@@ -272,10 +286,11 @@ impl Kernel {
             return Err("the sandbox's task limit is reached".into());
         }
         let pid = tree.alloc_pid(c.pidns);
-        let tg = ThreadGroup::new(pid, 0, pid, pid, image.cmdline.clone(), image.exe.clone(), c.clone());
+        let tg = ThreadGroup::new(pid, 0, pid, pid, image.cmdline.clone(), image.exe.clone(), c.clone(), rlimits);
         let task = Task::new(self, pid, &tg, mm, files, Arc::new(Mutex::new(fsctx)), Arc::new(Mutex::new(SigHandlers::default())), SignalState::default())
             .map_err(|e| format!("creating a task: {e}"))?;
         task.set_comm(&image.comm);
+        *task.creds.lock().unwrap() = spec.creds;
         *task.initial_cpu.lock().unwrap() = Some(image.cpu);
         tree.groups.insert(pid, tg);
         tree.tasks.insert(pid, task.clone());
@@ -523,6 +538,7 @@ impl Kernel {
             vm_rss,
             start_ticks: (tg.start_time.duration_since(self.boot_time).as_millis() / 10) as u64,
             creds: leader.as_ref().map(|t| t.creds.lock().unwrap().clone()).unwrap_or_default(),
+            oom_score_adj: tg.container.oom_score_adj.load(std::sync::atomic::Ordering::Relaxed),
             fds,
             maps,
         })
@@ -550,9 +566,11 @@ pub fn errno_text(e: Errno) -> String {
 }
 
 impl ThreadGroup {
-    pub fn new(tgid: i32, ppid: i32, pgid: i32, sid: i32, cmdline: Vec<u8>, exe: Vec<u8>, container: Arc<Container>) -> Arc<ThreadGroup> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(tgid: i32, ppid: i32, pgid: i32, sid: i32, cmdline: Vec<u8>, exe: Vec<u8>, container: Arc<Container>, rlimits: crate::rlimit::Limits) -> Arc<ThreadGroup> {
         Arc::new(ThreadGroup {
             tgid,
+            rlimits: Mutex::new(rlimits),
             container,
             state: Mutex::new(ProcessState {
                 ppid,

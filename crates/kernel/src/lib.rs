@@ -10,6 +10,7 @@ pub mod container;
 mod fpframe;
 pub mod fs;
 pub mod creds;
+pub mod rlimit;
 pub mod kernel;
 pub mod loader;
 pub mod mm;

@@ -68,6 +68,7 @@ pub struct ProcessState {
 pub struct ThreadGroup {
     /// Global pid (see [`crate::container`]).
     pub tgid: i32,
+    pub rlimits: Mutex<crate::rlimit::Limits>,
     /// The container the process belongs to (inherited by fork).
     pub container: Arc<crate::container::Container>,
     pub state: Mutex<ProcessState>,

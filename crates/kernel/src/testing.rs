@@ -113,6 +113,9 @@ pub fn launch(argv: &[&str]) -> LaunchSpec {
         envp: vec![b"PATH=/bin".to_vec()],
         cwd: b"/".to_vec(),
         stdio: [dev_null(), dev_null(), dev_null()],
+        creds: crate::creds::Creds::default(),
+        rlimits: Vec::new(),
+        oom_score_adj: 0,
     }
 }
 

@@ -103,7 +103,7 @@ pub fn run(args: BootArgs) -> Result<(), String> {
     // refuses; and before the root goes: it opens /dev/kvm.
     let chosen = crate::platforms::create(&args.platform, &memfile)?;
     let skipped = mounts.skipped.clone();
-    let vfs = crate::mounts::container_fs(mounts, |root, mode| kernel::fs::Vfs::new(root, mode, memfile.clone()))?;
+    let vfs = crate::mounts::container_fs(mounts, &spec.linux.covers, |root, mode| kernel::fs::Vfs::new(root, mode, memfile.clone()))?;
     let config = KernelConfig {
         hostname: spec.hostname.clone().unwrap_or_else(|| "veil".into()),
         strace: args.strace,
@@ -143,11 +143,16 @@ pub fn run(args: BootArgs) -> Result<(), String> {
     }
 
     let process = spec.process.unwrap();
+    let creds = crate::spec::creds_of(&process.identity)?;
+    let rlimits = crate::spec::rlimits_of(&process.identity)?;
     let launch = LaunchSpec {
         argv: process.args.iter().map(|a| a.as_bytes().to_vec()).collect(),
         envp: process.env.iter().map(|a| a.as_bytes().to_vec()).collect(),
         cwd: process.cwd.into_bytes(),
         stdio,
+        creds,
+        rlimits,
+        oom_score_adj: process.identity.oom_score_adj,
     };
     let server = Server::new(kernel.clone(), launch);
     match mode {

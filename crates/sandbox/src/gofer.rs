@@ -76,15 +76,15 @@ fn prepare_and_send(sock: &OwnedFd, spec_fd: RawFd) -> Result<(), String> {
     let root = spec.root.as_ref().unwrap();
     // Always read-only on the host: a writable root is copy-on-write in the sentry.
     let tree = clone_tree(&root.path, true, true).map_err(|e| format!("root.path {:?}: {}", root.path, why(e)))?;
-    send(sock, &GoferMessage::Mount { plan: Plan::HostDir { destination: "/".into(), readonly: root.readonly } }, Some(&tree))?;
+    send(sock, &GoferMessage::Mount { plan: Plan::HostDir { destination: "/".into(), readonly: root.readonly, source: "/".into() } }, Some(&tree))?;
     for (i, m) in spec.mounts.iter().enumerate() {
         match classify(i, m)? {
             Action::Bind { destination, source, recursive, readonly } => {
                 let meta = std::fs::metadata(&source).map_err(|e| format!("mounts[{i}].source {source:?}: {}", why(e)))?;
                 let (plan, fd) = if meta.is_dir() {
-                    (Plan::HostDir { destination, readonly }, clone_tree(&source, recursive, readonly))
+                    (Plan::HostDir { destination, readonly, source: source.clone() }, clone_tree(&source, recursive, readonly))
                 } else if meta.is_file() {
-                    (Plan::HostFile { destination, readonly }, open_file(&source, readonly))
+                    (Plan::HostFile { destination, readonly, source: source.clone() }, open_file(&source, readonly))
                 } else {
                     return Err(format!("mounts[{i}].source {source:?} is neither a directory nor a regular file"));
                 };
@@ -92,6 +92,7 @@ fn prepare_and_send(sock: &OwnedFd, spec_fd: RawFd) -> Result<(), String> {
                 send(sock, &GoferMessage::Mount { plan }, Some(&fd))?;
             }
             Action::Tmpfs { destination, readonly, mode } => send(sock, &GoferMessage::Mount { plan: Plan::Tmpfs { destination, readonly, mode } }, None)?,
+            Action::Own { destination, fs_type, source } => send(sock, &GoferMessage::Mount { plan: Plan::Own { destination, fs_type, source } }, None)?,
             Action::Skip { destination, why } => send(sock, &GoferMessage::Skipped { destination, why }, None)?,
         }
     }

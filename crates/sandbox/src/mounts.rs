@@ -7,7 +7,9 @@
 //! tmpfs is the sentry's own and carries none.
 
 use crate::spec;
-use kernel::fs::vfs::{MountSource, RootMode};
+use abi::Errno;
+use control::PathCovers;
+use kernel::fs::vfs::{Cover, MountSource, RootMode};
 use kernel::fs::Vfs;
 use kernel::kernel::errno_text;
 use kernel::SysResult;
@@ -20,17 +22,31 @@ use std::sync::Arc;
 #[serde(rename_all = "camelCase", tag = "kind")]
 pub enum Plan {
     /// A host directory tree; its descriptor comes with the message.
-    HostDir { destination: String, readonly: bool },
+    HostDir {
+        destination: String,
+        readonly: bool,
+        /// The host path it is of (mountinfo's root field, as Linux shows a bind mount's).
+        #[serde(default)]
+        source: String,
+    },
     /// One host file, opened for I/O; its descriptor comes with the message.
-    HostFile { destination: String, readonly: bool },
+    HostFile {
+        destination: String,
+        readonly: bool,
+        #[serde(default)]
+        source: String,
+    },
     /// A memory-backed tmpfs of the sentry's own.
     Tmpfs { destination: String, readonly: bool, mode: u32 },
+    /// One of the file systems the sentry always mounts (`OWN`), as the
+    /// spec lists it: its source label and its place in mount order.
+    Own { destination: String, fs_type: String, source: String },
 }
 
 impl Plan {
     pub fn destination(&self) -> &str {
         match self {
-            Plan::HostDir { destination, .. } | Plan::HostFile { destination, .. } | Plan::Tmpfs { destination, .. } => destination,
+            Plan::HostDir { destination, .. } | Plan::HostFile { destination, .. } | Plan::Tmpfs { destination, .. } | Plan::Own { destination, .. } => destination,
         }
     }
 }
@@ -51,11 +67,14 @@ pub enum Action {
     /// Clone (or, for a file, open) the host `source`.
     Bind { destination: String, source: String, recursive: bool, readonly: bool },
     Tmpfs { destination: String, readonly: bool, mode: u32 },
+    /// Describe the sentry's own file system there (see [`Plan::Own`]).
+    Own { destination: String, fs_type: String, source: String },
     Skip { destination: String, why: String },
 }
 
-/// Destinations the sentry always serves with its own file systems.
-const SENTRY_OWNED: [&str; 5] = ["/proc", "/dev", "/dev/pts", "/dev/shm", "/sys"];
+/// Destinations the sentry always serves with its own file systems, and
+/// their types (kernel::fs::Vfs mounts them).
+const OWN: [(&str, &str); 6] = [("/proc", "proc"), ("/dev", "tmpfs"), ("/dev/pts", "devpts"), ("/dev/shm", "tmpfs"), ("/dev/mqueue", "mqueue"), ("/sys", "sysfs")];
 /// File system types that only make sense as the sentry's own.
 const SENTRY_TYPES: [&str; 6] = ["proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2"];
 
@@ -90,10 +109,16 @@ pub fn classify(index: usize, m: &spec::Mount) -> Result<Action, String> {
     let kind = m.kind.as_deref().unwrap_or("");
     let readonly = m.options.iter().any(|o| o == "ro");
     let skip = |why: &str| Ok(Action::Skip { destination: destination.clone(), why: why.into() });
-    if SENTRY_OWNED.contains(&destination.as_str()) || destination == "/" {
+    if destination == "/" {
         return skip("served by the sentry's own file system");
     }
     let bind = kind == "bind" || m.options.iter().any(|o| o == "bind" || o == "rbind");
+    if let Some((_, own)) = OWN.iter().find(|(d, _)| *d == destination) {
+        return match kind {
+            k if k == *own && !bind => Ok(Action::Own { fs_type: k.into(), source: m.source.clone().unwrap_or_else(|| k.into()), destination }),
+            _ => skip(&format!("served by the sentry's own {own} file system")),
+        };
+    }
     if bind {
         let source = m.source.as_deref().ok_or_else(|| format!("{field}.source is missing"))?;
         if !source.starts_with('/') {
@@ -127,12 +152,12 @@ pub fn receive(sock: &impl AsRawFd) -> Result<Received, String> {
         match msg {
             GoferMessage::Mount { plan } => {
                 let fd = fds.pop();
-                let needs_fd = !matches!(plan, Plan::Tmpfs { .. });
+                let needs_fd = !matches!(plan, Plan::Tmpfs { .. } | Plan::Own { .. });
                 if needs_fd != fd.is_some() {
                     return Err(format!("mounts from the gofer: {} came with the wrong descriptors", plan.destination()));
                 }
                 match (&plan, root.is_none()) {
-                    (Plan::HostDir { destination, readonly }, true) if destination == "/" => root = Some((fd.unwrap(), *readonly)),
+                    (Plan::HostDir { destination, readonly, .. }, true) if destination == "/" => root = Some((fd.unwrap(), *readonly)),
                     (_, true) => return Err("mounts from the gofer: the root did not come first".into()),
                     _ => mounts.push((plan, fd)),
                 }
@@ -149,18 +174,44 @@ pub fn receive(sock: &impl AsRawFd) -> Result<Received, String> {
 
 /// The container's file system from what the gofer sent: `tree` makes the
 /// tree over the root (copy-on-write in memory unless read-only), then the
-/// mounts go on in spec order.
-pub fn container_fs(m: Received, tree: impl FnOnce(OwnedFd, RootMode) -> SysResult<Arc<Vfs>>) -> Result<Arc<Vfs>, String> {
+/// mounts go on in spec order, then, as runc does, the devices, the
+/// read-only paths and the masked paths (a path that does not exist is
+/// skipped).
+pub fn container_fs(m: Received, covers: &PathCovers, tree: impl FnOnce(OwnedFd, RootMode) -> SysResult<Arc<Vfs>>) -> Result<Arc<Vfs>, String> {
     let mode = if m.readonly_root { RootMode::ReadOnly } else { RootMode::Overlay };
     let vfs = tree(m.root, mode).map_err(|e| format!("root filesystem: {}", errno_text(e)))?;
     for (plan, fd) in m.mounts {
         let (source, readonly) = match (&plan, fd) {
-            (Plan::HostDir { readonly, .. }, Some(fd)) => (MountSource::HostDir(fd), *readonly),
-            (Plan::HostFile { readonly, .. }, Some(fd)) => (MountSource::HostFile(fd), *readonly),
+            (Plan::HostDir { readonly, source, .. }, Some(fd)) => (MountSource::HostDir(fd, source.clone()), *readonly),
+            (Plan::HostFile { readonly, source, .. }, Some(fd)) => (MountSource::HostFile(fd, source.clone()), *readonly),
             (Plan::Tmpfs { readonly, mode, .. }, _) => (MountSource::Tmpfs { mode: *mode }, *readonly),
+            (Plan::Own { destination, fs_type, source }, _) => {
+                vfs.describe_own_mount(destination.as_bytes(), fs_type, source).map_err(|e| format!("mount at {destination}: {}", errno_text(e)))?;
+                continue;
+            }
             _ => unreachable!("receive checked the descriptors"),
         };
         vfs.mount_at(plan.destination().as_bytes(), source, readonly).map_err(|e| format!("mount at {}: {}", plan.destination(), errno_text(e)))?;
+    }
+    for (i, d) in covers.devices.iter().enumerate() {
+        let kind = match d.kind.as_str() {
+            "c" | "u" => libc::S_IFCHR,
+            "b" => libc::S_IFBLK,
+            "p" => libc::S_IFIFO,
+            t => return Err(format!("linux.devices[{i}].type {t:?} is not c, u, b or p")),
+        };
+        let mode = kind | d.file_mode.unwrap_or(0o666) & 0o7777;
+        let rdev = if kind == libc::S_IFIFO { 0 } else { libc::makedev(d.major, d.minor) };
+        vfs.make_device(d.path.as_bytes(), mode, rdev, (d.uid.unwrap_or(0), d.gid.unwrap_or(0)))
+            .map_err(|e| format!("linux.devices[{i}] {:?}: {}", d.path, errno_text(e)))?;
+    }
+    for (paths, how, field) in [(&covers.readonly_paths, Cover::ReadOnly, "readonlyPaths"), (&covers.masked_paths, Cover::Mask, "maskedPaths")] {
+        for (i, path) in paths.iter().enumerate() {
+            match vfs.cover(path.as_bytes(), how) {
+                Ok(()) | Err(Errno::ENOENT) => {}
+                Err(e) => return Err(format!("linux.{field}[{i}] {path:?}: {}", errno_text(e))),
+            }
+        }
     }
     Ok(vfs)
 }
@@ -175,9 +226,17 @@ mod tests {
 
     #[test]
     fn classifies_what_runc_specs_hold() {
-        assert!(matches!(classify(0, &m("/proc", "proc", Some("proc"), &[])).unwrap(), Action::Skip { .. }));
-        assert!(matches!(classify(0, &m("/dev", "tmpfs", Some("tmpfs"), &["mode=755"])).unwrap(), Action::Skip { .. }));
-        assert!(matches!(classify(0, &m("/dev/mqueue", "mqueue", None, &[])).unwrap(), Action::Skip { .. }));
+        assert_eq!(
+            classify(0, &m("/proc", "proc", Some("proc"), &[])).unwrap(),
+            Action::Own { destination: "/proc".into(), fs_type: "proc".into(), source: "proc".into() }
+        );
+        assert_eq!(
+            classify(0, &m("/dev/shm", "tmpfs", Some("shm"), &["mode=1777"])).unwrap(),
+            Action::Own { destination: "/dev/shm".into(), fs_type: "tmpfs".into(), source: "shm".into() }
+        );
+        assert!(matches!(classify(0, &m("/dev", "devtmpfs", Some("udev"), &[])).unwrap(), Action::Skip { .. }));
+        assert!(matches!(classify(0, &m("/dev/shm", "bind", Some("/dev/shm"), &["rbind"])).unwrap(), Action::Skip { .. }));
+        assert!(matches!(classify(0, &m("/sys/fs/cgroup", "cgroup", None, &[])).unwrap(), Action::Skip { .. }));
         assert_eq!(
             classify(0, &m("/run//x/", "tmpfs", None, &["nosuid", "mode=0700", "ro"])).unwrap(),
             Action::Tmpfs { destination: "/run/x".into(), readonly: true, mode: 0o700 }

@@ -22,15 +22,20 @@ pub fn create_container(kernel: &Arc<Kernel>, id: &str, spec: ContainerSpec, fds
     if !spec.cwd.starts_with('/') {
         return Err(format!("process.cwd {:?} is not absolute", spec.cwd));
     }
+    let creds = crate::spec::creds_of(&spec.identity)?;
+    let rlimits = crate::spec::rlimits_of(&spec.identity)?;
     // Its own mount tree, sharing the sandbox's pseudo-terminals and memfds.
     let mounts = crate::mounts::receive(&gofer)?;
-    let vfs = crate::mounts::container_fs(mounts, |root, mode| kernel.vfs.sibling(root, mode))?;
+    let vfs = crate::mounts::container_fs(mounts, &spec.covers, |root, mode| kernel.vfs.sibling(root, mode))?;
     let c = kernel.add_container(id, vfs, spec.own_pid_namespace)?;
     let launch = LaunchSpec {
         argv: spec.args.into_iter().map(String::into_bytes).collect(),
         envp: spec.env.into_iter().map(String::into_bytes).collect(),
         cwd: spec.cwd.into_bytes(),
         stdio: [stdin, stdout, stderr],
+        creds,
+        rlimits,
+        oom_score_adj: spec.identity.oom_score_adj,
     };
     kernel.create_container_init(&c, launch).inspect_err(|_| kernel.remove_container(id))
 }

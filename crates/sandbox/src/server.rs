@@ -244,6 +244,9 @@ impl Server {
                     envp: env.into_iter().map(String::into_bytes).collect(),
                     cwd: cwd.into_bytes(),
                     stdio,
+                    creds: c.spec_creds(),
+                    rlimits: Vec::new(),
+                    oom_score_adj: 0,
                 };
                 match self.kernel.exec_in(&c, launch) {
                     Ok(pid) => Outcome::Reply(Response::Pid { pid }),

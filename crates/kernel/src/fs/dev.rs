@@ -1,9 +1,11 @@
 //! devfs: the sandbox's /dev, served by the sentry (the host's device
 //! nodes are never exposed).
 
-use super::node::{synthetic_stat, Caller, LinkTarget, Node, StaticLink, S_IFCHR, S_IFDIR};
+use super::node::{Caller, Node, S_IFCHR, S_IFDIR};
+use super::tmpfs::TmpFs;
 use super::vfs::DEV_DEV;
-use super::{DirEntry, FileOps, OpenFile};
+use memfile::MemoryFile;
+use super::{FileOps, OpenFile};
 use crate::task::TaskCtx;
 use crate::SysResult;
 use abi::types::Stat;
@@ -34,109 +36,58 @@ impl Device {
     }
 }
 
-enum Entry {
-    Dev(Device),
-    Link(&'static [u8]),
-    /// A mount point (shm, pts).
-    Dir,
-}
-
-const ENTRIES: &[(&[u8], Entry)] = &[
-    (b"null", Entry::Dev(Device::Null)),
-    (b"zero", Entry::Dev(Device::Zero)),
-    (b"full", Entry::Dev(Device::Full)),
-    (b"random", Entry::Dev(Device::Random)),
-    (b"urandom", Entry::Dev(Device::Urandom)),
-    (b"tty", Entry::Dev(Device::Tty)),
-    (b"fd", Entry::Link(b"/proc/self/fd")),
-    (b"ptmx", Entry::Link(b"pts/ptmx")),
-    (b"pts", Entry::Dir),
-    (b"shm", Entry::Dir),
-    (b"stdin", Entry::Link(b"/proc/self/fd/0")),
-    (b"stdout", Entry::Link(b"/proc/self/fd/1")),
-    (b"stderr", Entry::Link(b"/proc/self/fd/2")),
+/// Symbolic links every /dev has (runc's and the runtime spec's defaults).
+const LINKS: &[(&[u8], &[u8])] = &[
+    (b"fd", b"/proc/self/fd"),
+    (b"ptmx", b"pts/ptmx"),
+    (b"stdin", b"/proc/self/fd/0"),
+    (b"stdout", b"/proc/self/fd/1"),
+    (b"stderr", b"/proc/self/fd/2"),
 ];
 
-pub fn root() -> Arc<dyn Node> {
-    Arc::new(DevRoot)
-}
+const DEVICES: &[(&[u8], Device)] = &[
+    (b"null", Device::Null),
+    (b"zero", Device::Zero),
+    (b"full", Device::Full),
+    (b"random", Device::Random),
+    (b"urandom", Device::Urandom),
+    (b"tty", Device::Tty),
+];
 
-struct DevRoot;
-
-impl Node for DevRoot {
-    fn kind(&self) -> u32 {
-        S_IFDIR
+/// The sandbox's /dev: a tmpfs (as runc makes it) holding the default
+/// device nodes, links, and the mount points of pts, shm and mqueue.
+pub fn root(memfile: &Arc<MemoryFile>) -> Arc<dyn Node> {
+    let root = TmpFs::new(memfile, DEV_DEV, 1).new_root(S_IFDIR | 0o755);
+    let kernel = Caller { kernel: None, tgid: 0, tid: 0 };
+    for (name, dev) in DEVICES {
+        let (maj, min) = dev.number();
+        root.mknod(&kernel, name, S_IFCHR | 0o666, libc::makedev(maj, min)).expect("a fresh tmpfs takes device nodes");
     }
-    fn stat(&self, _c: &Caller) -> SysResult<Stat> {
-        Ok(synthetic_stat(DEV_DEV, 1, S_IFDIR | 0o755, 2, 0, 0))
+    for (name, target) in LINKS {
+        root.symlink(&kernel, name, target).expect("a fresh tmpfs takes links");
     }
-    fn lookup(&self, _c: &Caller, name: &[u8]) -> SysResult<Arc<dyn Node>> {
-        let (i, (_, e)) = ENTRIES.iter().enumerate().find(|(_, (n, _))| *n == name).ok_or(Errno::ENOENT)?;
-        let ino = i as u64 + 2;
-        Ok(match e {
-            Entry::Dev(d) => Arc::new(DevNode { dev: *d, ino }),
-            Entry::Link(t) => Arc::new(StaticLink { target: t.to_vec(), dev: DEV_DEV, ino }),
-            Entry::Dir => Arc::new(super::node::EmptyDir { dev: DEV_DEV, ino }),
-        })
+    for name in [&b"pts"[..], b"shm", b"mqueue"] {
+        root.mkdir(&kernel, name, 0o755).expect("a fresh tmpfs takes directories");
     }
-    fn readdir(&self, _c: &Caller) -> SysResult<Vec<DirEntry>> {
-        Ok(ENTRIES
-            .iter()
-            .enumerate()
-            .map(|(i, (n, e))| DirEntry { ino: i as u64 + 2, kind: match e {
-                Entry::Dev(_) => libc::DT_CHR,
-                Entry::Link(_) => libc::DT_LNK,
-                Entry::Dir => libc::DT_DIR,
-            }, name: n.to_vec() })
-            .collect())
-    }
-}
-
-struct DevNode {
-    dev: Device,
-    ino: u64,
-}
-
-fn dev_stat(dev: Device, ino: u64) -> Stat {
-    let (maj, min) = dev.number();
-    let mut st = synthetic_stat(DEV_DEV, ino, S_IFCHR | 0o666, 1, 0, 0);
-    st.st_rdev = libc::makedev(maj, min);
-    st
-}
-
-impl Node for DevNode {
-    fn kind(&self) -> u32 {
-        S_IFCHR
-    }
-    fn stat(&self, _c: &Caller) -> SysResult<Stat> {
-        Ok(dev_stat(self.dev, self.ino))
-    }
-    fn readlink(&self, _c: &Caller) -> SysResult<LinkTarget> {
-        Err(Errno::EINVAL)
-    }
-    fn open(&self, c: &Caller, flags: u32) -> SysResult<Box<dyn FileOps>> {
-        if self.dev == Device::Tty {
-            // The caller's controlling terminal: a pty of its session, or
-            // the host terminal a session started from outside has as
-            // stdio; ENXIO without one. fstat shows /dev/tty itself.
-            return super::tty::open_controlling(c, flags, dev_stat(self.dev, self.ino));
-        }
-        Ok(Box::new(DevFile { dev: self.dev, ino: self.ino }))
-    }
+    root
 }
 
 struct DevFile {
     dev: Device,
-    ino: u64,
+    /// The node's, as fstat shows it.
+    st: Stat,
 }
 
-/// Opens the character device numbered `rdev` for a device node made by
-/// mknod in a tmpfs (ENXIO for devices the sentry does not serve).
-pub fn open_rdev(rdev: u64, ino: u64) -> SysResult<Box<dyn FileOps>> {
-    let (maj, min) = (libc::major(rdev), libc::minor(rdev));
-    let all = [Device::Null, Device::Zero, Device::Full, Device::Random, Device::Urandom];
-    match all.into_iter().find(|d| d.number() == (maj, min)) {
-        Some(dev) => Ok(Box::new(DevFile { dev, ino })),
+/// Opens the character device node `st` of a tmpfs (/dev's or one made
+/// by mknod): ENXIO for devices the sentry does not serve.
+pub fn open_rdev(c: &Caller, flags: u32, st: Stat) -> SysResult<Box<dyn FileOps>> {
+    let (maj, min) = (libc::major(st.st_rdev), libc::minor(st.st_rdev));
+    match DEVICES.iter().map(|(_, d)| *d).find(|d| d.number() == (maj, min)) {
+        // The caller's controlling terminal: a pty of its session, or
+        // the host terminal a session started from outside has as
+        // stdio; ENXIO without one. fstat shows /dev/tty itself.
+        Some(Device::Tty) => super::tty::open_controlling(c, flags, st),
+        Some(dev) => Ok(Box::new(DevFile { dev, st })),
         None => Err(Errno::ENXIO),
     }
 }
@@ -199,7 +150,7 @@ impl FileOps for DevFile {
         Ok(0)
     }
     fn stat(&self) -> SysResult<Stat> {
-        Ok(dev_stat(self.dev, self.ino))
+        Ok(self.st)
     }
 }
 
@@ -210,14 +161,31 @@ mod tests {
     #[test]
     fn devices_produce_and_consume_like_linux() {
         let mut b = [7u8; 8];
-        assert_eq!(DevFile { dev: Device::Null, ino: 2 }.produce(&mut b), Ok(0));
-        assert_eq!(DevFile { dev: Device::Zero, ino: 2 }.produce(&mut b), Ok(8));
+        assert_eq!(file(Device::Null).produce(&mut b), Ok(0));
+        assert_eq!(file(Device::Zero).produce(&mut b), Ok(8));
         assert_eq!(b, [0; 8]);
-        assert_eq!(DevFile { dev: Device::Full, ino: 2 }.consume(b"x"), Err(Errno::ENOSPC));
-        assert_eq!(DevFile { dev: Device::Null, ino: 2 }.consume(b"xyz"), Ok(3));
+        assert_eq!(file(Device::Full).consume(b"x"), Err(Errno::ENOSPC));
+        assert_eq!(file(Device::Null).consume(b"xyz"), Ok(3));
         let mut r = [0u8; 64];
-        assert_eq!(DevFile { dev: Device::Urandom, ino: 2 }.produce(&mut r), Ok(64));
+        assert_eq!(file(Device::Urandom).produce(&mut r), Ok(64));
         assert!(r.iter().any(|&x| x != 0));
-        assert_eq!(dev_stat(Device::Null, 2).st_rdev, libc::makedev(1, 3));
+    }
+
+    fn file(dev: Device) -> DevFile {
+        DevFile { dev, st: Stat::default() }
+    }
+
+    #[test]
+    fn dev_is_a_tmpfs_with_the_default_nodes_and_links() {
+        let memfile = Arc::new(MemoryFile::new(1 << 20).unwrap());
+        let root = root(&memfile);
+        let c = Caller { kernel: None, tgid: 0, tid: 0 };
+        let null = root.lookup(&c, b"null").unwrap().stat(&c).unwrap();
+        assert_eq!((null.st_mode, null.st_rdev), (S_IFCHR | 0o666, libc::makedev(1, 3)));
+        assert!(root.lookup(&c, b"ptmx").unwrap().readlink(&c).is_ok());
+        let zero = root.lookup(&c, b"zero").unwrap().open(&c, libc::O_RDONLY as u32).unwrap();
+        assert_eq!(zero.stat().unwrap().st_rdev, libc::makedev(1, 5));
+        root.mknod(&c, b"extra", S_IFCHR | 0o600, libc::makedev(1, 7)).unwrap();
+        assert!(root.lookup(&c, b"extra").unwrap().open(&c, libc::O_WRONLY as u32).is_ok());
     }
 }

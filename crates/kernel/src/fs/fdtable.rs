@@ -5,6 +5,7 @@ use super::OpenFile;
 use crate::SysResult;
 use abi::Errno;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 
 #[derive(Clone)]
@@ -15,13 +16,23 @@ pub struct FdEntry {
 
 pub struct FdTable {
     inner: Mutex<BTreeMap<i32, FdEntry>>,
-    /// RLIMIT_NOFILE.
-    pub limit: i32,
+    /// RLIMIT_NOFILE's soft limit (of the process that set it last).
+    limit: AtomicI32,
 }
 
 impl FdTable {
     pub fn new() -> Arc<FdTable> {
-        Arc::new(FdTable { inner: Mutex::new(BTreeMap::new()), limit: 1024 })
+        Arc::new(FdTable { inner: Mutex::new(BTreeMap::new()), limit: AtomicI32::new(1024) })
+    }
+
+    /// Descriptors are below this.
+    pub fn limit(&self) -> i32 {
+        self.limit.load(Ordering::Relaxed)
+    }
+
+    /// Follows a new RLIMIT_NOFILE soft limit.
+    pub fn set_limit(&self, n: u64) {
+        self.limit.store(n.min(crate::rlimit::NR_OPEN) as i32, Ordering::Relaxed);
     }
 
     pub fn get(&self, fd: i32) -> SysResult<Arc<OpenFile>> {
@@ -42,7 +53,7 @@ impl FdTable {
             }
             fd += 1;
         }
-        if fd >= self.limit {
+        if fd >= self.limit() {
             return Err(Errno::EMFILE);
         }
         t.insert(fd, FdEntry { file, cloexec });
@@ -55,7 +66,7 @@ impl FdTable {
 
     /// Installs at exactly `fd`, closing what was there (dup2/dup3).
     pub fn install_at(&self, fd: i32, file: Arc<OpenFile>, cloexec: bool) -> SysResult<()> {
-        if fd < 0 || fd >= self.limit {
+        if fd < 0 || fd >= self.limit() {
             return Err(Errno::EBADF);
         }
         let old = self.inner.lock().unwrap().insert(fd, FdEntry { file, cloexec });
@@ -75,7 +86,7 @@ impl FdTable {
 
     /// A copy for fork: same open file descriptions, new table.
     pub fn fork(&self) -> Arc<FdTable> {
-        Arc::new(FdTable { inner: Mutex::new(self.inner.lock().unwrap().clone()), limit: self.limit })
+        Arc::new(FdTable { inner: Mutex::new(self.inner.lock().unwrap().clone()), limit: AtomicI32::new(self.limit()) })
     }
 
     /// execve closes every close-on-exec descriptor.

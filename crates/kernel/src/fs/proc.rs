@@ -37,6 +37,7 @@ enum File {
     Loadavg,
     Mounts,
     Mountinfo,
+    CapLastCap,
     Filesystems,
     Version,
     Stat,
@@ -49,6 +50,9 @@ enum File {
     PidStat(i32),
     Status(i32),
     Statm(i32),
+    /// The container's process.oomScoreAdj: the host OOM killer's score
+    /// adjustment of the sandbox, which holds every process of it.
+    OomScoreAdj(i32),
     Maps(i32),
 }
 
@@ -83,7 +87,7 @@ const ROOT_ENTRIES: &[(&str, fn() -> Entry)] = &[
     ("version", || Entry::F(File::Version)),
 ];
 
-const PID_ENTRIES: &[&str] = &["cmdline", "comm", "cwd", "exe", "fd", "maps", "mountinfo", "mounts", "root", "stat", "statm", "status", "task"];
+const PID_ENTRIES: &[&str] = &["cmdline", "comm", "cwd", "exe", "fd", "maps", "mountinfo", "mounts", "oom_score_adj", "root", "stat", "statm", "status", "task"];
 
 fn pid_entry(pid: i32, name: &str) -> Option<Entry> {
     Some(match name {
@@ -95,6 +99,7 @@ fn pid_entry(pid: i32, name: &str) -> Option<Entry> {
         "maps" => Entry::F(File::Maps(pid)),
         "mounts" => Entry::F(File::Mounts),
         "mountinfo" => Entry::F(File::Mountinfo),
+        "oom_score_adj" => Entry::F(File::OomScoreAdj(pid)),
         "root" => Entry::L(Link::Root(pid)),
         "stat" => Entry::F(File::PidStat(pid)),
         "statm" => Entry::F(File::Statm(pid)),
@@ -104,7 +109,7 @@ fn pid_entry(pid: i32, name: &str) -> Option<Entry> {
     })
 }
 
-const SYS_KERNEL: &[(&str, File)] = &[("hostname", File::Hostname), ("osrelease", File::Osrelease), ("ostype", File::Ostype), ("pid_max", File::PidMax)];
+const SYS_KERNEL: &[(&str, File)] = &[("cap_last_cap", File::CapLastCap), ("hostname", File::Hostname), ("osrelease", File::Osrelease), ("ostype", File::Ostype), ("pid_max", File::PidMax)];
 
 /// Inode numbers: stable per (what, pid, index).
 fn ino(class: u64, pid: i32, idx: u64) -> u64 {
@@ -372,6 +377,7 @@ impl File {
             File::Mounts => 5,
             File::Filesystems => 6,
             File::Mountinfo => 13,
+            File::CapLastCap => 14,
             File::Version => 7,
             File::Stat => 8,
             File::Hostname => 9,
@@ -384,6 +390,7 @@ impl File {
             File::Status(_) => 4,
             File::Statm(_) => 5,
             File::Maps(_) => 6,
+            File::OomScoreAdj(_) => 7,
         }
     }
 
@@ -407,7 +414,7 @@ impl File {
                 let mut s = String::new();
                 for m in mount_tree(c, k).mounts() {
                     let at = super::vfs::Location { mount: m.clone(), dentry: m.root.clone() }.path();
-                    let _ = writeln!(s, "{} {} {} {},relatime 0 0", m.source, String::from_utf8_lossy(&at), m.fs_type, if m.readonly { "ro" } else { "rw" });
+                    let _ = writeln!(s, "{} {} {} {},relatime 0 0", m.source.lock().unwrap(), escape_mount_path(&at), m.fs_type, if m.readonly { "ro" } else { "rw" });
                 }
                 s.into_bytes()
             }
@@ -419,11 +426,11 @@ impl File {
                     let parent = m.parent.as_ref().map(|(p, _)| p.id).unwrap_or(m.id);
                     let ro = if m.readonly { "ro" } else { "rw" };
                     let dev = m.root.node.stat(c).map(|st| st.st_dev).unwrap_or(0);
-                    let _ = writeln!(s, "{} {} {}:{} / {} {ro},relatime - {} {} {ro}", m.id, parent, libc::major(dev), libc::minor(dev), String::from_utf8_lossy(&at), m.fs_type, m.source);
+                    let _ = writeln!(s, "{} {} {}:{} {} {} {ro},relatime - {} {} {ro}", m.id, parent, libc::major(dev), libc::minor(dev), escape_mount_path(m.root_path.as_bytes()), escape_mount_path(&at), m.fs_type, m.source.lock().unwrap());
                 }
                 s.into_bytes()
             }
-            File::Filesystems => b"nodev\tsysfs\nnodev\ttmpfs\nnodev\tproc\nnodev\tdevtmpfs\nnodev\tdevpts\nnodev\tpipefs\nnodev\tanon_inodefs\nnodev\toverlay\n".to_vec(),
+            File::Filesystems => b"nodev\tsysfs\nnodev\ttmpfs\nnodev\tproc\nnodev\tdevtmpfs\nnodev\tmqueue\nnodev\tdevpts\nnodev\tpipefs\nnodev\tanon_inodefs\nnodev\toverlay\n".to_vec(),
             File::Version => format!("Linux version {} (veil@veil) (rustc) #1 SMP veil\n", cfg.release).into_bytes(),
             File::Stat => {
                 let mut s = String::from("cpu  0 0 0 0 0 0 0 0 0 0\n");
@@ -437,6 +444,7 @@ impl File {
             File::Osrelease => format!("{}\n", cfg.release).into_bytes(),
             File::Ostype => b"Linux\n".to_vec(),
             File::PidMax => b"4194304\n".to_vec(),
+            File::CapLastCap => format!("{}\n", crate::creds::cap::LAST).into_bytes(),
             File::Cmdline(p) => info(k, p)?.cmdline,
             File::Comm(p) => format!("{}\n", info(k, p)?.comm).into_bytes(),
             File::PidStat(p) => format_stat(&seen_by(c, k, info(k, p)?), seen_pid(c, k, p)).into_bytes(),
@@ -446,8 +454,22 @@ impl File {
                 format!("{} {} 0 0 0 0 0\n", i.vm_size / 4096, i.vm_rss / 4096).into_bytes()
             }
             File::Maps(p) => info(k, p)?.maps.into_bytes(),
+            File::OomScoreAdj(p) => format!("{}\n", info(k, p)?.oom_score_adj).into_bytes(),
         })
     }
+}
+
+/// A path as /proc/PID/mounts and mountinfo print it: space, tab, newline
+/// and backslash as octal escapes (Linux's mangle()).
+fn escape_mount_path(p: &[u8]) -> String {
+    let mut out = Vec::with_capacity(p.len());
+    for &b in p {
+        match b {
+            b' ' | b'\t' | b'\n' | b'\\' => out.extend_from_slice(format!("\\{b:03o}").as_bytes()),
+            _ => out.push(b),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn state_name(s: char) -> &'static str {
@@ -524,9 +546,8 @@ pub fn format_status(i: &ProcInfo, pid: i32, cpus: u32) -> String {
     for name in ["SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt"] {
         let _ = writeln!(s, "{name}:\t0000000000000000");
     }
-    // Capabilities are all-or-nothing: effective uid 0 holds every one.
-    let held = if i.creds.privileged() { ALL_CAPS } else { 0 };
-    for (name, set) in [("CapInh", 0), ("CapPrm", held), ("CapEff", held), ("CapBnd", ALL_CAPS), ("CapAmb", 0)] {
+    let c = &i.creds.caps;
+    for (name, set) in [("CapInh", c.inheritable), ("CapPrm", c.permitted), ("CapEff", c.effective), ("CapBnd", c.bounding), ("CapAmb", c.ambient)] {
         let _ = writeln!(s, "{name}:\t{set:016x}");
     }
     let _ = writeln!(s, "Seccomp:\t0");
@@ -535,9 +556,6 @@ pub fn format_status(i: &ProcInfo, pid: i32, cpus: u32) -> String {
     let _ = writeln!(s, "nonvoluntary_ctxt_switches:\t0");
     s
 }
-
-/// Capabilities 0..=CAP_CHECKPOINT_RESTORE (40), as Linux 5.9+ lists them.
-const ALL_CAPS: u64 = (1 << 41) - 1;
 
 pub fn format_meminfo(total: u64, used: u64) -> String {
     let total_kb = total / 1024;
@@ -654,8 +672,14 @@ pub fn format_cpuinfo(cpus: u32, id: &CpuIdentity) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn mount_paths_are_escaped_as_linux_does() {
+        assert_eq!(escape_mount_path(b"/a b\\c"), "/a\\040b\\134c");
+    }
+
     fn sample() -> ProcInfo {
         ProcInfo {
+            oom_score_adj: 0,
             pid: 7,
             ppid: 1,
             pgid: 7,

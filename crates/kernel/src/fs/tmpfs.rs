@@ -251,7 +251,7 @@ impl TmpNode {
                 Ok(Box::new(TmpFile { node: self.arc() }))
             }
             Body::Fifo(f) => f.open(c, flags),
-            Body::Dev if self.kind == S_IFCHR => super::dev::open_rdev(self.meta.lock().unwrap().rdev, self.ino),
+            Body::Dev if self.kind == S_IFCHR => super::dev::open_rdev(c, flags, self.stat_now()),
             Body::Sock(_) => Err(Errno::ENXIO),
             _ => Err(Errno::ENXIO),
         }

@@ -7,7 +7,7 @@
 //! link resolves against the *caller's* root, so no link can lead out of the
 //! sandbox), and never lets `..` climb above the root.
 
-use super::node::{Caller, Dentry, DirFile, EmptyDir, LinkTarget, Node, OpenFileNode, PathFile, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
+use super::node::{Caller, Dentry, DirFile, EmptyDir, LinkTarget, Node, OpenFileNode, PathFile, SetAttr, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
 use super::tmpfs::TmpFs;
 use super::{dev, devpts, host, hostfd, overlay, proc, sys, OpenFile};
 use memfile::MemoryFile;
@@ -28,8 +28,14 @@ pub struct Mount {
     pub id: u32,
     /// For /proc/mounts.
     pub fs_type: &'static str,
-    pub source: &'static str,
+    /// What /proc/PID/mounts shows as the source: for the sentry's own
+    /// file systems, the label the spec's mount gave (Linux shows a
+    /// pseudo file system's source as given to mount(2)).
+    pub source: Mutex<String>,
     pub root: Arc<Dentry>,
+    /// mountinfo's root field: "/" but for a bind mount, whose is the
+    /// host path it is of (as Linux shows the bound directory).
+    pub root_path: String,
     /// Where it is mounted: the parent mount and the dentry covered.
     pub parent: Option<(Arc<Mount>, Arc<Dentry>)>,
     pub readonly: bool,
@@ -135,12 +141,25 @@ pub struct Vfs {
 
 /// What a container mount ([`Vfs::mount_at`]) is made of.
 pub enum MountSource {
-    /// A host directory tree (an `O_PATH` descriptor of its top).
-    HostDir(OwnedFd),
+    /// A host directory tree (an `O_PATH` descriptor of its top) and its
+    /// host path (what mountinfo shows as the mount's root, as for a bind
+    /// mount on Linux).
+    HostDir(OwnedFd, String),
     /// One host file, opened for I/O.
-    HostFile(OwnedFd),
+    HostFile(OwnedFd, String),
     /// A memory-backed tmpfs whose root has permission bits `mode`.
     Tmpfs { mode: u32 },
+}
+
+/// What linux.maskedPaths and linux.readonlyPaths do to a path.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Cover {
+    /// Hidden: a directory gets an empty read-only tmpfs over it, anything
+    /// else a read-only /dev/null (as runc does).
+    Mask,
+    /// The same tree mounted again over itself, read-only (without the
+    /// mounts below it: apply these before masks and other mounts there).
+    ReadOnly,
 }
 
 /// What the container's root is.
@@ -163,6 +182,9 @@ pub const DEV_SHM: u64 = 0x24;
 pub const DEV_PTS: u64 = 0x25;
 pub const DEV_SYS: u64 = 0x26;
 pub const DEV_MEMFD: u64 = 0x27;
+/// /dev/mqueue: POSIX message queues are not implemented (mq_open is
+/// ENOSYS), so the mqueue file system there lists none and takes none.
+pub const DEV_MQUEUE: u64 = 0x28;
 /// Container mounts (binds, tmpfs) are numbered from here.
 pub const DEV_FIRST_MOUNT: u64 = 0x30;
 /// Inode numbers of the overlay's upper layer start here, clear of the
@@ -196,9 +218,9 @@ impl Vfs {
             RootMode::ReadOnly => (host_root, "rootfs", "veil-root"),
         };
         let root_dentry = Dentry::new(b"", None, root_node);
-        let root_mount = Arc::new(Mount { id: 1, fs_type, source, root: root_dentry.clone(), parent: None, readonly });
+        let root_mount = Arc::new(Mount { id: 1, fs_type, source: Mutex::new(source.into()), root: root_dentry.clone(), parent: None, readonly, root_path: "/".into() });
         let anon_root = Dentry::new(b"anon", None, Arc::new(EmptyDir { dev: DEV_ANON, ino: 1 }));
-        let anon = Arc::new(Mount { id: 0, fs_type: "anon_inodefs", source: "none", root: anon_root, parent: None, readonly: true });
+        let anon = Arc::new(Mount { id: 0, fs_type: "anon_inodefs", source: Mutex::new("none".into()), root: anon_root, parent: None, readonly: true, root_path: "/".into() });
         let vfs = Vfs {
             root: root_mount.clone(),
             mounts: Mutex::new(vec![root_mount.clone()]),
@@ -211,10 +233,11 @@ impl Vfs {
         };
         let root_loc = vfs.root();
         vfs.mount_on(&root_loc, b"proc", "proc", "proc", proc::root())?;
-        let dev = vfs.mount_on(&root_loc, b"dev", "devtmpfs", "devtmpfs", dev::root())?;
+        let dev = vfs.mount_on(&root_loc, b"dev", "tmpfs", "tmpfs", dev::root(&memfile))?;
+        vfs.mount_on(&dev, b"pts", "devpts", "devpts", vfs.devpts.root())?;
         let shm = TmpFs::new(&memfile, DEV_SHM, 1).new_root(0o1777);
         vfs.mount_on(&dev, b"shm", "tmpfs", "shm", shm)?;
-        vfs.mount_on(&dev, b"pts", "devpts", "devpts", vfs.devpts.root())?;
+        vfs.mount_on(&dev, b"mqueue", "mqueue", "mqueue", Arc::new(EmptyDir { dev: DEV_MQUEUE, ino: 1 }))?;
         vfs.mount_on(&root_loc, b"sys", "sysfs", "sysfs", sys::root())?;
         Ok(Arc::new(vfs))
     }
@@ -236,14 +259,15 @@ impl Vfs {
 
     /// Mounts `node` on the child `name` of `at`; returns the new mount's root.
     fn mount_on(&self, at: &Location, name: &[u8], fs_type: &'static str, source: &'static str, node: Arc<dyn Node>) -> SysResult<Location> {
-        self.mount_on_with(at, name, fs_type, source, node, false)
+        self.mount_on_with(at, name, fs_type, source, node, false, "/".into())
     }
 
-    fn mount_on_with(&self, at: &Location, name: &[u8], fs_type: &'static str, source: &'static str, node: Arc<dyn Node>, readonly: bool) -> SysResult<Location> {
+    #[allow(clippy::too_many_arguments)]
+    fn mount_on_with(&self, at: &Location, name: &[u8], fs_type: &'static str, source: &'static str, node: Arc<dyn Node>, readonly: bool, root_path: String) -> SysResult<Location> {
         let point = self.mount_point(at, name, node.kind());
         let mut ms = self.mounts.lock().unwrap();
         let id = ms.iter().map(|m| m.id).max().unwrap_or(0) + 1;
-        let m = Arc::new(Mount { id, fs_type, source, root: Dentry::new(name, None, node), parent: Some((at.mount.clone(), point)), readonly });
+        let m = Arc::new(Mount { id, fs_type, source: Mutex::new(source.into()), root: Dentry::new(name, None, node), parent: Some((at.mount.clone(), point)), readonly, root_path });
         ms.push(m.clone());
         Ok(Location { dentry: m.root.clone(), mount: m })
     }
@@ -253,6 +277,10 @@ impl Vfs {
     /// Symbolic links on the way are not followed: a mount lands where its
     /// path says, never where the image's links would send it.
     pub fn mount_at(&self, path: &[u8], source: MountSource, readonly: bool) -> SysResult<()> {
+        let root_path = match &source {
+            MountSource::HostDir(_, root) | MountSource::HostFile(_, root) => root.clone(),
+            MountSource::Tmpfs { .. } => "/".into(),
+        };
         let names: Vec<&[u8]> = path.split(|&b| b == b'/').filter(|n| !n.is_empty()).collect();
         let (last, dirs) = names.split_last().ok_or(Errno::EBUSY)?;
         let mut at = self.root();
@@ -268,12 +296,66 @@ impl Vfs {
         }
         let dev = self.next_dev.fetch_add(1, Ordering::Relaxed);
         let (node, fs_type, src): (Arc<dyn Node>, &'static str, &'static str) = match source {
-            MountSource::HostDir(fd) => (host::HostFs::new_root(fd, readonly, dev)?, "bind", "veil-bind"),
-            MountSource::HostFile(fd) => (host::HostFs::new_file_root(fd, readonly, dev)?, "bind", "veil-bind"),
+            MountSource::HostDir(fd, _) => (host::HostFs::new_root(fd, readonly, dev)?, "bind", "veil-bind"),
+            MountSource::HostFile(fd, _) => (host::HostFs::new_file_root(fd, readonly, dev)?, "bind", "veil-bind"),
             MountSource::Tmpfs { mode } => (TmpFs::new(&self.memfile, dev, 1).new_root(mode), "tmpfs", "tmpfs"),
         };
-        self.mount_on_with(&at, last, fs_type, src, node, readonly)?;
+        self.mount_on_with(&at, last, fs_type, src, node, readonly, root_path)?;
         Ok(())
+    }
+
+    /// Covers the absolute `path` as `how` says (see [`Cover`]). Symbolic
+    /// links on the way resolve inside the container's tree; ENOENT when
+    /// nothing is there (runc skips those), EBUSY for the root itself.
+    pub fn cover(&self, path: &[u8], how: Cover) -> SysResult<()> {
+        let nobody = Caller { kernel: None, tgid: 0, tid: 0 };
+        let root = self.root();
+        let at = self.resolve(&nobody, &root, &root, path, Follow::Yes)?;
+        if at.is_mount_root() && at.mount.parent.is_none() {
+            return Err(Errno::EBUSY);
+        }
+        let blank = || TmpFs::new(&self.memfile, self.next_dev.fetch_add(1, Ordering::Relaxed), 1);
+        let (node, fs_type, source): (Arc<dyn Node>, &'static str, String) = match how {
+            Cover::Mask if at.is_dir() => (blank().new_root(0o755), "tmpfs", "tmpfs".into()),
+            Cover::Mask => (blank().new_node(libc::S_IFCHR | 0o666, (0, 0), libc::makedev(1, 3)), "tmpfs", "tmpfs".into()),
+            Cover::ReadOnly => (at.dentry.node.clone(), at.mount.fs_type, at.mount.source.lock().unwrap().clone()),
+        };
+        let mut ms = self.mounts.lock().unwrap();
+        let id = ms.iter().map(|m| m.id).max().unwrap_or(0) + 1;
+        let root = Dentry::new(&at.dentry.name(), None, node);
+        let root_path = if how == Cover::ReadOnly { at.mount.root_path.clone() } else { "/".into() };
+        ms.push(Arc::new(Mount { id, fs_type, source: Mutex::new(source), root, parent: Some((at.mount.clone(), at.dentry.clone())), readonly: true, root_path }));
+        Ok(())
+    }
+
+    /// Makes the device node (or fifo) `path` of type and permissions
+    /// `mode` owned by `owner`, as linux.devices asks: missing directories
+    /// on the way are made, and what was at `path` is replaced.
+    pub fn make_device(&self, path: &[u8], mode: u32, rdev: u64, owner: (u32, u32)) -> SysResult<()> {
+        let nobody = Caller { kernel: None, tgid: 0, tid: 0 };
+        let names: Vec<&[u8]> = path.split(|&b| b == b'/').filter(|n| !n.is_empty()).collect();
+        let (last, dirs) = names.split_last().ok_or(Errno::EEXIST)?;
+        let mut at = self.root();
+        for name in dirs {
+            at = match self.step(&nobody, &at, name) {
+                Err(Errno::ENOENT) => {
+                    at.node().mkdir(&nobody, name, 0o755)?;
+                    self.step(&nobody, &at, name)?
+                }
+                r => r?,
+            };
+            if !at.is_dir() {
+                return Err(Errno::ENOTDIR);
+            }
+        }
+        match at.node().unlink(&nobody, last) {
+            Ok(()) | Err(Errno::ENOENT) => {}
+            Err(e) => return Err(e),
+        }
+        at.node().mknod(&nobody, last, mode, rdev)?;
+        at.dentry.forget(last);
+        let node = self.step(&nobody, &at, last)?;
+        node.node().setattr(&nobody, &SetAttr { uid: Some(owner.0), gid: Some(owner.1), ..Default::default() })
     }
 
     /// The pseudo-terminals of /dev/pts.
@@ -292,6 +374,23 @@ impl Vfs {
 
     pub fn root(&self) -> Location {
         Location { mount: self.root.clone(), dentry: self.root.root.clone() }
+    }
+
+    /// Takes the spec's mount of one of the sentry's own file systems
+    /// (/proc, /dev, /dev/shm, ...) as the description of the one there:
+    /// its `source` label, and its place in mount order (after the mounts
+    /// described or made before it), as runc's mounts would be listed.
+    /// EINVAL when nothing of type `fs_type` is mounted at `path`.
+    pub fn describe_own_mount(&self, path: &[u8], fs_type: &str, source: &str) -> SysResult<()> {
+        let mut ms = self.mounts.lock().unwrap();
+        let at = ms
+            .iter()
+            .position(|m| m.parent.is_some() && m.fs_type == fs_type && Location { mount: m.clone(), dentry: m.root.clone() }.path() == path)
+            .ok_or(Errno::EINVAL)?;
+        let m = ms.remove(at);
+        *m.source.lock().unwrap() = source.to_string();
+        ms.push(m);
+        Ok(())
     }
 
     /// Mounts, in mount order (for /proc/mounts).
@@ -660,9 +759,9 @@ mod tests {
         // A tmpfs under directories the image lacks, a host tree over an
         // existing one, and a one-file mount.
         vfs.mount_at(b"/new/deep/tmp", MountSource::Tmpfs { mode: 0o1777 }, false).unwrap();
-        vfs.mount_at(b"/a", MountSource::HostDir(open_dir(&t.dir.join("a/b"))), true).unwrap();
+        vfs.mount_at(b"/a", MountSource::HostDir(open_dir(&t.dir.join("a/b")), "/srv/b".into()), true).unwrap();
         let file = std::fs::File::open(t.dir.join("top")).unwrap();
-        vfs.mount_at(b"/new/one", MountSource::HostFile(file.into()), true).unwrap();
+        vfs.mount_at(b"/new/one", MountSource::HostFile(file.into(), "/srv/file".into()), true).unwrap();
         let rw = (libc::O_RDWR | libc::O_CREAT) as u32;
         vfs.open(&C, &fs, &fs.cwd, b"/new/deep/tmp/x", rw, 0o644).unwrap();
         assert_eq!(vfs.resolve(&C, &fs.root, &fs.cwd, b"/new/deep/tmp", Follow::Yes).unwrap().stat(&C).unwrap().st_mode & 0o7777, 0o1777);
@@ -718,6 +817,40 @@ mod tests {
         assert_eq!(l.stat(&C).unwrap().st_mode & S_IFMT, libc::S_IFCHR);
         assert_eq!(path_of(&vfs, &fs, "/dev/..", Follow::Yes).unwrap(), b"/");
         assert_eq!(path_of(&vfs, &fs, "/proc/../a", Follow::Yes).unwrap(), b"/a");
+    }
+
+    #[test]
+    fn devices_are_made_in_dev() {
+        let (_t, vfs, fs) = setup();
+        vfs.make_device(b"/dev/net/tun", libc::S_IFCHR | 0o660, libc::makedev(10, 200), (5, 6)).unwrap();
+        vfs.make_device(b"/dev/null", libc::S_IFCHR | 0o600, libc::makedev(1, 3), (0, 0)).unwrap();
+        let st = vfs.resolve(&C, &fs.root, &fs.cwd, b"/dev/net/tun", Follow::Yes).unwrap().stat(&C).unwrap();
+        assert_eq!((st.st_mode, st.st_rdev, st.st_uid, st.st_gid), (libc::S_IFCHR | 0o660, libc::makedev(10, 200), 5, 6));
+        let null = vfs.resolve(&C, &fs.root, &fs.cwd, b"/dev/null", Follow::Yes).unwrap().stat(&C).unwrap();
+        assert_eq!(null.st_mode, libc::S_IFCHR | 0o600, "what was there is replaced");
+        assert_eq!(vfs.open(&C, &fs, &fs.cwd, b"/dev/net/tun", libc::O_RDWR as u32, 0).err(), Some(Errno::ENXIO), "a device the sentry does not serve");
+    }
+
+    #[test]
+    fn masked_and_readonly_paths() {
+        let t = tree();
+        let vfs = Vfs::new(open_dir(&t.dir), RootMode::Overlay, memfile()).unwrap();
+        let fs = FsContext::new(&vfs);
+        let open = |p: &str, flags: i32| vfs.open(&C, &fs, &fs.cwd, p.as_bytes(), flags as u32, 0o644);
+        // As runc: read-only paths first, then the masks over them.
+        vfs.cover(b"/a", Cover::ReadOnly).unwrap();
+        assert_eq!(open("/a/rel", libc::O_WRONLY).err(), Some(Errno::EROFS));
+        assert_eq!(open("/a/new", libc::O_WRONLY | libc::O_CREAT).err(), Some(Errno::EROFS));
+        assert!(open("/a/rel", libc::O_RDONLY).is_ok(), "read-only paths stay readable");
+        assert!(open("/new", libc::O_WRONLY | libc::O_CREAT).is_ok(), "the rest stays writable");
+        vfs.cover(b"/top", Cover::Mask).unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(open("/top", libc::O_RDONLY).unwrap().ops.read_at(None, &mut buf, 0), Ok(0), "a masked file reads as /dev/null");
+        vfs.cover(b"/a/b", Cover::Mask).unwrap();
+        assert_eq!(open("/a/rel", libc::O_RDONLY).err(), Some(Errno::ENOENT), "a masked directory is empty");
+        assert_eq!(open("/a/b/new", libc::O_WRONLY | libc::O_CREAT).err(), Some(Errno::EROFS));
+        assert_eq!(vfs.cover(b"/nothing", Cover::Mask), Err(Errno::ENOENT));
+        assert_eq!(vfs.cover(b"/", Cover::ReadOnly), Err(Errno::EBUSY));
     }
 
     #[test]

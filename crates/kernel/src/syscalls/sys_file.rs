@@ -392,7 +392,7 @@ fn sys_fcntl(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     match cmd {
         libc::F_DUPFD | libc::F_DUPFD_CLOEXEC => {
             let min = arg as i64;
-            if min < 0 || min >= files.limit as i64 {
+            if min < 0 || min >= files.limit() as i64 {
                 return Err(Errno::EINVAL);
             }
             Ok(files.install_from(entry.file, cmd == libc::F_DUPFD_CLOEXEC, min as i32)? as u64)

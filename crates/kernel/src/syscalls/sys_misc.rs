@@ -5,6 +5,7 @@ use super::{Args, Entry};
 use crate::sys;
 use crate::task::TaskCtx;
 use crate::SysResult;
+use crate::creds::cap;
 use abi::types::{set_cstr, Rlimit, Sysinfo, Timespec, Timeval, Utsname};
 use abi::Errno;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -18,10 +19,12 @@ pub const SYSCALLS: &[Entry] = &[
     sys!(TIME, sys_time, [Hex]),
     sys!(NANOSLEEP, sys_nanosleep, [Hex, Hex]),
     sys!(CLOCK_NANOSLEEP, sys_clock_nanosleep, [Int, Hex, Hex, Hex]),
-    sys!(PRLIMIT64, sys_prlimit64, [Int, Int, Hex, Hex], partial "limits are recorded, only RLIMIT_NOFILE and RLIMIT_NPROC are enforced"),
+    sys!(PRLIMIT64, sys_prlimit64, [Int, Int, Hex, Hex], partial "limits are recorded, RLIMIT_NOFILE is enforced, RLIMIT_NPROC as the sandbox's task limit"),
     sys!(GETRLIMIT, sys_getrlimit, [Int, Hex]),
     sys!(SETRLIMIT, sys_setrlimit, [Int, Hex]),
-    sys!(PRCTL, sys_prctl, [Int, Hex, Hex, Hex, Hex], partial "names, dumpable, no_new_privs, pdeathsig, child subreaper"),
+    sys!(PRCTL, sys_prctl, [Int, Hex, Hex, Hex, Hex], partial "names, dumpable, no_new_privs, pdeathsig, child subreaper, capabilities"),
+    sys!(CAPGET, sys_capget, [Hex, Hex]),
+    sys!(CAPSET, sys_capset, [Hex, Hex]),
     sys!(ARCH_PRCTL, sys_arch_prctl, [Hex, Hex]),
     sys!(GETUID, sys_getuid, []),
     sys!(GETEUID, sys_geteuid, []),
@@ -29,8 +32,8 @@ pub const SYSCALLS: &[Entry] = &[
     sys!(GETEGID, sys_getegid, []),
     sys!(GETGROUPS, sys_getgroups, [Int, Hex]),
     sys!(SETGROUPS, sys_setgroups, [Int, Hex]),
-    sys!(SETUID, sys_setuid, [Int], partial "capabilities are all-or-nothing: euid 0 holds them all"),
-    sys!(SETGID, sys_setgid, [Int], partial "capabilities are all-or-nothing: euid 0 holds them all"),
+    sys!(SETUID, sys_setuid, [Int]),
+    sys!(SETGID, sys_setgid, [Int]),
     sys!(SETRESUID, sys_setresuid, [Int, Int, Int]),
     sys!(SETRESGID, sys_setresgid, [Int, Int, Int]),
     sys!(SETREUID, sys_setreuid, [Int, Int]),
@@ -175,39 +178,30 @@ fn sys_clock_nanosleep(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     sleep_until(t, until, rem)
 }
 
-const RLIM_INFINITY: u64 = u64::MAX;
-
-fn default_rlimit(t: &TaskCtx, res: u32) -> SysResult<Rlimit> {
-    Ok(match res {
-        r if r == libc::RLIMIT_NOFILE => Rlimit { cur: t.files().limit as u64, max: t.files().limit as u64 },
-        r if r == libc::RLIMIT_STACK => Rlimit { cur: crate::mm::STACK_SIZE, max: RLIM_INFINITY },
-        r if r == libc::RLIMIT_NPROC => Rlimit { cur: t.kernel().config.max_tasks as u64, max: t.kernel().config.max_tasks as u64 },
-        r if r == libc::RLIMIT_CORE => Rlimit { cur: 0, max: RLIM_INFINITY },
-        r if r == libc::RLIMIT_MEMLOCK => Rlimit { cur: 8 << 20, max: 8 << 20 },
-        r if r == libc::RLIMIT_SIGPENDING => Rlimit { cur: 63_000, max: 63_000 },
-        r if r == libc::RLIMIT_MSGQUEUE => Rlimit { cur: 819_200, max: 819_200 },
-        r if r < 16 /* RLIM_NLIMITS */ => Rlimit { cur: RLIM_INFINITY, max: RLIM_INFINITY },
-        _ => return Err(Errno::EINVAL),
-    })
-}
-
+/// prlimit64(2) (and getrlimit/setrlimit): reads and sets the limits of
+/// a process; Linux's check (same real/effective/saved uids and gids, or
+/// CAP_SYS_RESOURCE) applies to another process.
 fn sys_prlimit64(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     let (pid, res, new, old) = (a[0] as i32, a[1] as u32, a[2], a[3]);
-    if pid != 0 && t.pid_named(pid).and_then(|p| t.kernel().task(p)).is_none() {
-        return Err(Errno::ESRCH);
-    }
-    let cur = default_rlimit(t, res)?;
-    if new != 0 {
-        let n: Rlimit = t.read_obj(new)?;
-        if n.cur > n.max {
-            return Err(Errno::EINVAL);
-        }
-        // Raising above the hard limit is refused; lowering is accepted but
-        // not enforced for resources the sentry does not meter.
-        if n.max > cur.max {
+    let target = if pid == 0 { t.task.clone() } else { t.pid_named(pid).and_then(|p| t.kernel().task(p)).ok_or(Errno::ESRCH)? };
+    let me = t.creds();
+    if !std::sync::Arc::ptr_eq(&target.tg, &t.task.tg) && !me.capable(cap::SYS_RESOURCE) {
+        let them = target.creds.lock().unwrap().clone();
+        let same = |m: &crate::creds::Ids, o: &crate::creds::Ids| m.real == o.real && m.real == o.effective && m.real == o.saved;
+        if !(same(&me.uid, &them.uid) && same(&me.gid, &them.gid)) {
             return Err(Errno::EPERM);
         }
     }
+    let new = if new != 0 { Some(t.read_obj::<Rlimit>(new)?) } else { None };
+    let mut limits = target.tg.rlimits.lock().unwrap();
+    let cur = limits.get(res)?;
+    if let Some(n) = new {
+        limits.set(res, n, me.capable(cap::SYS_RESOURCE))?;
+        if res == libc::RLIMIT_NOFILE {
+            target.files().set_limit(n.cur);
+        }
+    }
+    drop(limits);
     if old != 0 {
         t.write_obj(old, &cur)?;
     }
@@ -215,13 +209,120 @@ fn sys_prlimit64(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
 }
 
 fn sys_getrlimit(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
-    let r = default_rlimit(t, a[0] as u32)?;
-    t.write_obj(a[1], &r)?;
-    Ok(0)
+    sys_prlimit64(t, &[0, a[0], 0, a[1], 0, 0])
 }
 
 fn sys_setrlimit(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     sys_prlimit64(t, &[0, a[0], a[1], 0, 0, 0])
+}
+
+/// A capability number argument: EINVAL past the last one.
+fn cap_number(v: u64) -> SysResult<u32> {
+    if v > cap::LAST as u64 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(v as u32)
+}
+
+/// prctl(PR_CAP_AMBIENT, op, cap): a capability may be raised in the
+/// ambient set only while permitted and inheritable (and not with
+/// SECBIT_NO_CAP_AMBIENT_RAISE, which the sandbox never sets).
+fn cap_ambient(t: &TaskCtx, a: &Args) -> SysResult<u64> {
+    let (op, arg) = (a[1] as i32, a[2]);
+    if op == libc::PR_CAP_AMBIENT_CLEAR_ALL {
+        if arg != 0 || a[3] != 0 || a[4] != 0 {
+            return Err(Errno::EINVAL);
+        }
+        return change_creds(t, |c| {
+            c.caps.ambient = 0;
+            Ok(())
+        });
+    }
+    if a[3] != 0 || a[4] != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let bit = 1u64 << cap_number(arg)?;
+    match op {
+        libc::PR_CAP_AMBIENT_IS_SET => Ok((t.creds().caps.ambient & bit != 0) as u64),
+        libc::PR_CAP_AMBIENT_RAISE => change_creds(t, |c| {
+            if c.caps.permitted & c.caps.inheritable & bit == 0 {
+                return Err(Errno::EPERM);
+            }
+            c.caps.ambient |= bit;
+            Ok(())
+        }),
+        libc::PR_CAP_AMBIENT_LOWER => change_creds(t, |c| {
+            c.caps.ambient &= !bit;
+            Ok(())
+        }),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// linux/capability.h: _LINUX_CAPABILITY_VERSION_1 (one 32-bit word per
+/// set) and _3 (two; _2 is the same layout, deprecated).
+const CAP_V1: u32 = 0x1998_0330;
+const CAP_V2: u32 = 0x2007_1026;
+const CAP_V3: u32 = 0x2008_0522;
+
+/// The header's version: how many 32-bit words each set has. An unknown
+/// version is EINVAL, and the kernel writes its preferred one back.
+fn cap_words(t: &mut TaskCtx, header: u64) -> SysResult<(usize, i32)> {
+    let h = t.copy_in(header, 8)?;
+    let version = u32::from_le_bytes(h[..4].try_into().unwrap());
+    let pid = i32::from_le_bytes(h[4..].try_into().unwrap());
+    match version {
+        CAP_V1 => Ok((1, pid)),
+        CAP_V2 | CAP_V3 => Ok((2, pid)),
+        _ => {
+            t.copy_out(header, &CAP_V3.to_le_bytes())?;
+            Err(Errno::EINVAL)
+        }
+    }
+}
+
+/// capget(2): the effective, permitted and inheritable sets of `pid`
+/// (0: the caller) as `struct __user_cap_data_struct[words]`.
+fn sys_capget(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let (words, pid) = match cap_words(t, a[0]) {
+        // A null data pointer with an unknown version only asks the version.
+        Err(Errno::EINVAL) if a[1] == 0 => return Ok(0),
+        r => r?,
+    };
+    if pid < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let caps = if pid == 0 {
+        t.creds().caps
+    } else {
+        let g = t.pid_named(pid).and_then(|p| t.kernel().task(p)).ok_or(Errno::ESRCH)?;
+        let c = g.creds.lock().unwrap().caps;
+        c
+    };
+    if a[1] == 0 {
+        return Ok(0);
+    }
+    let mut out = Vec::with_capacity(words * 12);
+    for w in 0..words {
+        for set in [caps.effective, caps.permitted, caps.inheritable] {
+            out.extend_from_slice(&((set >> (32 * w)) as u32).to_le_bytes());
+        }
+    }
+    t.copy_out(a[1], &out)?;
+    Ok(0)
+}
+
+/// capset(2) on the caller (a pid other than its own is EPERM, as Linux).
+fn sys_capset(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let (words, pid) = cap_words(t, a[0])?;
+    if pid != 0 && t.pid_named(pid) != Some(t.task.tid) {
+        return Err(Errno::EPERM);
+    }
+    let raw = t.copy_in(a[1], words * 12)?;
+    let word = |i: usize| u32::from_le_bytes(raw[i * 4..i * 4 + 4].try_into().unwrap()) as u64;
+    let set = |k: usize| (0..words).fold(0u64, |acc, w| acc | word(w * 3 + k) << (32 * w));
+    let (effective, permitted, inheritable) = (set(0), set(1), set(2));
+    change_creds(t, |c| c.capset(effective, permitted, inheritable))
 }
 
 fn sys_prctl(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
@@ -239,18 +340,37 @@ fn sys_prctl(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
         }
         libc::PR_GET_DUMPABLE => Ok(1),
         libc::PR_SET_DUMPABLE if a[1] <= 1 => Ok(0),
-        libc::PR_SET_NO_NEW_PRIVS if a[1] == 1 => Ok(0),
-        libc::PR_GET_NO_NEW_PRIVS => Ok(0),
+        libc::PR_SET_NO_NEW_PRIVS if a[1] == 1 && a[2] == 0 && a[3] == 0 && a[4] == 0 => change_creds(t, |c| {
+            c.no_new_privs = true;
+            Ok(())
+        }),
+        libc::PR_GET_NO_NEW_PRIVS => Ok(t.creds().no_new_privs as u64),
+        libc::PR_GET_KEEPCAPS => Ok(t.creds().keep_caps as u64),
+        libc::PR_SET_KEEPCAPS if a[1] <= 1 => change_creds(t, |c| {
+            c.keep_caps = a[1] == 1;
+            Ok(())
+        }),
+        libc::PR_CAPBSET_READ => Ok(t.creds().caps.bounding >> cap_number(a[1])? & 1),
+        libc::PR_CAPBSET_DROP => {
+            let n = cap_number(a[1])?;
+            change_creds(t, |c| {
+                if !c.capable(cap::SETPCAP) {
+                    return Err(Errno::EPERM);
+                }
+                c.caps.bounding &= !(1 << n);
+                Ok(())
+            })
+        }
+        libc::PR_CAP_AMBIENT => cap_ambient(t, a),
         libc::PR_SET_PDEATHSIG if a[1] <= 64 => Ok(0),
         libc::PR_GET_PDEATHSIG => {
             t.copy_out(a[1], &0i32.to_le_bytes())?;
             Ok(0)
         }
-        libc::PR_SET_CHILD_SUBREAPER | libc::PR_GET_CHILD_SUBREAPER | libc::PR_SET_SECCOMP | libc::PR_CAPBSET_DROP => {
+        libc::PR_SET_CHILD_SUBREAPER | libc::PR_GET_CHILD_SUBREAPER | libc::PR_SET_SECCOMP => {
             t.kernel().report_unsupported_feature(abi::syscalls::nr::PRCTL, "option");
             Err(Errno::EINVAL)
         }
-        libc::PR_CAPBSET_READ => Ok(if a[1] <= 40 { 1 } else { return Err(Errno::EINVAL) }),
         _ => Err(Errno::EINVAL),
     }
 }
@@ -448,7 +568,7 @@ fn sys_setgroups(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     let raw = t.copy_in(a[1], n * 4)?;
     let groups: Vec<u32> = raw.chunks_exact(4).map(|b| u32::from_le_bytes(b.try_into().unwrap())).collect();
     change_creds(t, |c| {
-        if !c.privileged() {
+        if !c.capable(crate::creds::cap::SETGID) {
             return Err(Errno::EPERM);
         }
         c.groups = groups;

@@ -109,7 +109,7 @@ fn do_clone(t: &mut TaskCtx, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: 
         } else {
             let pst = parent.tg.state.lock().unwrap();
             let ppid = if flags & CLONE_PARENT != 0 { pst.ppid } else { parent.tgid() };
-            let tg = ThreadGroup::new(tid, ppid, pst.pgid, pst.sid, parent.tg.cmdline.lock().unwrap().clone(), parent.tg.exe.lock().unwrap().clone(), parent.tg.container.clone());
+            let tg = ThreadGroup::new(tid, ppid, pst.pgid, pst.sid, parent.tg.cmdline.lock().unwrap().clone(), parent.tg.exe.lock().unwrap().clone(), parent.tg.container.clone(), parent.tg.rlimits.lock().unwrap().clone());
             drop(pst);
             if let Some(p) = tree.groups.get(&ppid) {
                 p.state.lock().unwrap().children.push(tid);
@@ -249,6 +249,7 @@ fn sys_execve(t: &mut TaskCtx, a: &super::Args) -> SysResult<u64> {
         let mut s = task.signals.lock().unwrap();
         s.altstack = Default::default();
     }
+    task.creds.lock().unwrap().exec();
     task.set_comm(&image.comm);
     *task.tg.cmdline.lock().unwrap() = image.cmdline;
     *task.tg.exe.lock().unwrap() = image.exe;

@@ -226,7 +226,7 @@ fn sys_sendfile(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
 }
 
 fn poll_common(t: &TaskCtx, addr: u64, nfds: u64, deadline: Option<Instant>, interrupted: Errno) -> SysResult<u64> {
-    if nfds > t.files().limit as u64 {
+    if nfds > t.files().limit() as u64 {
         return Err(Errno::EINVAL);
     }
     let size = std::mem::size_of::<PollFd>();

@@ -110,7 +110,7 @@ fn target(t: &TaskCtx, tid: i32) -> SysResult<Arc<Task>> {
 fn may_change(t: &TaskCtx, task: &Task) -> SysResult<()> {
     let me = t.creds();
     let them = task.creds.lock().unwrap().uid;
-    if me.privileged() || me.uid.effective == them.real || me.uid.effective == them.effective {
+    if me.capable(crate::creds::cap::SYS_NICE) || me.uid.effective == them.real || me.uid.effective == them.effective {
         Ok(())
     } else {
         Err(Errno::EPERM)
@@ -152,7 +152,7 @@ fn sys_getpriority(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
 
 fn sys_setpriority(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     let nice = (a[2] as i32).clamp(-20, 19);
-    let privileged = t.creds().privileged();
+    let privileged = t.creds().capable(crate::creds::cap::SYS_NICE);
     let mut result = Ok(0);
     for task in priority_targets(t, a[0], a[1] as i32)? {
         if let Err(e) = may_change(t, &task) {
@@ -196,7 +196,7 @@ fn set_scheduler(t: &TaskCtx, tid: i32, policy: Option<u32>, param: u64) -> SysR
     }
     may_change(t, &task)?;
     // RLIMIT_RTPRIO is 0: only a privileged caller gets a real-time policy.
-    if realtime && !t.creds().privileged() {
+    if realtime && !t.creds().capable(crate::creds::cap::SYS_NICE) {
         return Err(Errno::EPERM);
     }
     let mut sched = task.sched.lock().unwrap();

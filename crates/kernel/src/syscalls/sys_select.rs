@@ -127,7 +127,7 @@ fn check_nfds(t: &TaskCtx, n: u64) -> SysResult<usize> {
         return Err(Errno::EINVAL);
     }
     // Linux clips nfds to the table's size.
-    Ok((n as usize).min(t.files().limit as usize))
+    Ok((n as usize).min(t.files().limit() as usize))
 }
 
 /// Writes the time left back, as Linux does for select and pselect6.
