@@ -5,41 +5,22 @@
 // socket.recv_fds), which checks what arrives and reads the container's
 // output from the master.
 
-import { afterEach, beforeEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { assertNothingLeft, busybox, makeBundle, makeRoot, startWatching, uniqueId, veilOci } from './helpers.mjs';
+import { busybox, privateRootPerTest, uniqueId, veilOci } from './helpers.mjs';
 
 const RECEIVER = fileURLToPath(new URL('console-receiver.py', import.meta.url));
 const python = spawnSync('python3', ['-c', 'import socket; socket.recv_fds'], { stdio: 'ignore' });
 const skip = python.status !== 0 ? 'python3 (3.9+, for socket.recv_fds) is not installed; .ci/run installs it' : false;
 if (skip) console.log(`# console tests skipped: ${skip}`);
 
-let root;
-let cleanups = [];
-beforeEach(() => {
-  startWatching();
-  root = makeRoot();
-  cleanups = [];
-});
-afterEach(async () => {
-  for (const id of readdirSync(root)) await veilOci(root, ['delete', '--force', id]);
-  const left = readdirSync(root);
-  for (const c of cleanups) c();
-  await assertNothingLeft();
-  assert.deepEqual(left, [], 'containers left in --root');
-});
-
-const v = (args, options) => veilOci(root, args, options);
-
-function bundle(options) {
-  const b = makeBundle(options);
-  cleanups.push(b.cleanup);
-  return b;
-}
+const perTest = privateRootPerTest();
+const v = (args, options) => veilOci(perTest.root(), args, options);
+const bundle = (options) => perTest.bundle(options);
 
 /**
  * Starts the receiver on a socket in DIR; resolves once it listens, with
@@ -111,6 +92,6 @@ describe('--console-socket', { skip }, () => {
     const dead = await v(['create', '--bundle', b.dir, '--console-socket', join(b.dir, 'nobody.sock'), id]);
     assert.notEqual(dead.status, 0);
     assert.match(dead.stderr, /^veil: console socket .*nobody\.sock: .*\n$/);
-    assert.deepEqual(readdirSync(root), []);
+    assert.deepEqual(readdirSync(perTest.root()), []);
   });
 });
