@@ -378,8 +378,9 @@ export function makeRoot() {
  * For tests that drive containers under a private --root: registers a
  * beforeEach that makes a fresh root and an afterEach that deletes whatever
  * the test left (containers that joined a pod before the pod's root
- * container), removes tracked bundles, and insists nothing survived.
- * Returns `root()` and `bundle(options)` (a makeBundle removed afterwards).
+ * container), removes tracked bundles, insists nothing survived, and
+ * removes the root. Returns `root()`, `bundle(options)` (a makeBundle
+ * removed afterwards) and `onCleanup(fn)`.
  */
 export function privateRootPerTest() {
   let root;
@@ -400,9 +401,11 @@ export function privateRootPerTest() {
     };
     for (const id of [...ids.filter(joined), ...ids.filter((id) => !joined(id))]) await veilOci(root, ['delete', '--force', id]);
     const left = readdirSync(root);
-    for (const c of cleanups) c();
+    // Last registered, first undone (a bundle may live in a test's directory).
+    for (const c of cleanups.reverse()) c();
     await assertNothingLeft();
     assert.deepEqual(left, [], 'containers left in --root');
+    rmSync(root, { recursive: true, force: true });
   });
   return {
     root: () => root,
@@ -410,6 +413,10 @@ export function privateRootPerTest() {
       const b = makeBundle(options);
       cleanups.push(b.cleanup);
       return b;
+    },
+    /** Runs `fn` after the test, before the check that nothing is left. */
+    onCleanup(fn) {
+      cleanups.push(fn);
     },
   };
 }

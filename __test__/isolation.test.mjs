@@ -2,41 +2,22 @@
 // read-only root, nobody with one capability, no_new_privs, seccomp), and a
 // gofer per container hands it the spec's mounts, then is gone.
 
-import { afterEach, beforeEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { accessSync, chmodSync, constants, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { assertNothingLeft, busybox, eventually, makeBundle, makeRoot, repo, startWatching, uniqueId, veilOci } from './helpers.mjs';
+import { busybox, eventually, privateRootPerTest, repo, uniqueId, veilOci } from './helpers.mjs';
 
-let root;
-let cleanups = [];
-beforeEach(() => {
-  startWatching();
-  root = makeRoot();
-  cleanups = [];
-});
-afterEach(async () => {
-  for (const id of readdirSync(root)) await veilOci(root, ['delete', '--force', id]);
-  const left = readdirSync(root);
-  for (const c of cleanups.reverse()) c();
-  await assertNothingLeft();
-  assert.deepEqual(left, [], 'containers left in --root');
-  rmSync(root, { recursive: true, force: true });
-});
+const perTest = privateRootPerTest();
+const bundle = (options) => perTest.bundle(options);
 
-function bundle(options) {
-  const b = makeBundle(options);
-  cleanups.push(b.cleanup);
-  return b;
-}
-
-const v = (args, options) => veilOci(root, args, options);
+const v = (args, options) => veilOci(perTest.root(), args, options);
 
 /** Creates a container from `b` and returns its sandbox pid. */
 async function create(b, id, globals = []) {
-  const r = await veilOci(root, [...globals, 'create', '--bundle', b.dir, id], { stdout: b.out, stderr: b.err });
+  const r = await veilOci(perTest.root(), [...globals, 'create', '--bundle', b.dir, id], { stdout: b.out, stderr: b.err });
   assert.equal(r.status, 0, readFileSync(b.err, 'utf8'));
   return JSON.parse((await v(['state', id])).stdout).pid;
 }
@@ -126,7 +107,7 @@ describe('the sandbox process', () => {
   test("joins the spec's network namespace", async () => {
     // A process holding a fresh network namespace, as an engine's pause container would.
     const holder = spawn('unshare', ['--net', busybox, 'sleep', '60'], { stdio: 'ignore' });
-    cleanups.push(() => holder.kill('SIGKILL'));
+    perTest.onCleanup(() => holder.kill('SIGKILL'));
     const path = `/proc/${holder.pid}/ns/net`;
     await eventually(() => ns(holder.pid, 'net') !== ns('self', 'net'), 5000, 'unshare');
     const b = bundle({ args: [busybox, 'sleep', '30'], config: { linux: { namespaces: [{ type: 'network', path }, { type: 'pid' }] } } });
@@ -149,7 +130,7 @@ describe('the gofer and the mounts it hands over', () => {
   /** A bundle whose rootfs holds a 0600 root file and a non-root user, with bind and tmpfs mounts. */
   function mountBundle(args, annotations = undefined) {
     const host = mkdtempSync(join(tmpdir(), 'vtest-mounts-'));
-    cleanups.push(() => rmSync(host, { recursive: true, force: true }));
+    perTest.onCleanup(() => rmSync(host, { recursive: true, force: true }));
     mkdirSync(join(host, 'ro'));
     writeFileSync(join(host, 'ro', 'f'), 'from the host\n');
     mkdirSync(join(host, 'rw'));
@@ -240,7 +221,7 @@ describe('the gofer and the mounts it hands over', () => {
     assert.notEqual(r.status, 0);
     const all = readFileSync(b.err, 'utf8') + r.stderr;
     assert.match(all, /mounts\[0\]\.source "\/nonexistent-veil-source": No such file or directory/);
-    assert.deepEqual(readdirSync(root), []);
+    assert.deepEqual(readdirSync(perTest.root()), []);
     assert.deepEqual(ourGofers(), []);
   });
 });
