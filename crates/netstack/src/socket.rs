@@ -182,13 +182,18 @@ impl Socket {
 
     /// Starts (or, for datagrams, sets) a connection: Ok when connected,
     /// EINPROGRESS while the handshake runs (readiness then shows POLLOUT
-    /// or POLLERR, and [`Socket::take_error`] says how it ended). None
-    /// (AF_UNSPEC) dissolves a datagram socket's association.
-    pub fn connect(&self, to: Option<SocketAddr>) -> Result<(), Errno> {
+    /// or POLLERR, and [`Socket::take_error`] says how it ended). A
+    /// `nonblock` connect always answers EINPROGRESS, as Linux does even
+    /// when loopback settles it at once. None (AF_UNSPEC) dissolves a
+    /// datagram socket's association.
+    pub fn connect(&self, to: Option<SocketAddr>, nonblock: bool) -> Result<(), Errno> {
         match self.proto {
             Proto::Tcp => {
                 let to = to.ok_or(Errno::EAFNOSUPPORT)?;
                 self.with(|i, id| i.tcp_connect(id, to))?;
+                if nonblock {
+                    return Err(Errno::EINPROGRESS);
+                }
                 self.with(|i, id| i.tcp_connect_result(id))
             }
             Proto::Udp => self.with(|i, id| i.udp_connect(id, to)),

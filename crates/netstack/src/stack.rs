@@ -191,6 +191,17 @@ impl Inner {
         out
     }
 
+    /// Whether a packet to `dst` has a way out: an interface's subnet or
+    /// a route (Linux fails connect and sendto with ENETUNREACH otherwise).
+    pub fn routable(&mut self, dst: IpAddress) -> bool {
+        if self.iface.ip_addrs().iter().any(|c| c.contains_addr(&dst)) {
+            return true;
+        }
+        let mut via_route = false;
+        self.iface.routes_mut().update(|r| via_route = r.iter().any(|route| route.cidr.contains_addr(&dst)));
+        via_route
+    }
+
     pub fn is_local(&self, addr: IpAddress) -> bool {
         self.iface.has_ip_addr(addr)
     }

@@ -118,6 +118,9 @@ impl Inner {
             Tcp::Idle => {}
         }
         let remote = remote_endpoint(v6, opts.v6only, to)?;
+        if !self.routable(remote.addr) {
+            return Err(Errno::ENETUNREACH);
+        }
         let own = self.sock(id).bound.is_none();
         let port = self.autobind(id)?;
         let local_addr = self.sock(id).bound.and_then(|b| b.0);

@@ -20,7 +20,7 @@ fn listener(st: &Stack, at: &str) -> Socket {
 /// Connects to `l` and accepts: (client, server side).
 fn pair(st: &Stack, l: &Socket) -> (Socket, Socket) {
     let c = st.socket(Proto::Tcp, l.v6);
-    c.connect(Some(l.local_addr())).unwrap();
+    c.connect(Some(l.local_addr()), false).unwrap();
     let (s, peer) = l.accept().unwrap();
     assert_eq!(peer, c.local_addr());
     (c, s)
@@ -66,7 +66,15 @@ fn tcp_exchange_over_loopback() {
 fn refused_and_address_in_use() {
     let st = Stack::loopback();
     let c = st.socket(Proto::Tcp, false);
-    assert_eq!(c.connect(Some(addr("127.0.0.1:9"))), Err(Errno::ECONNREFUSED));
+    assert_eq!(c.connect(Some(addr("127.0.0.1:9")), false), Err(Errno::ECONNREFUSED));
+    let nb = st.socket(Proto::Tcp, false);
+    assert_eq!(nb.connect(Some(addr("127.0.0.1:9")), true), Err(Errno::EINPROGRESS));
+    assert_ne!(nb.readiness() & POLLERR, 0);
+    assert_eq!(nb.take_error(), Some(Errno::ECONNREFUSED));
+    let far = st.socket(Proto::Tcp, false);
+    assert_eq!(far.connect(Some(addr("192.0.2.1:80")), false), Err(Errno::ENETUNREACH));
+    let u = st.socket(Proto::Udp, true);
+    assert_eq!(u.send(b"q", Some(addr("[2001:db8::1]:53"))), Err(Errno::ENETUNREACH));
     let _l = listener(&st, "127.0.0.1:7000");
     let b = st.socket(Proto::Tcp, false);
     assert_eq!(b.bind(addr("0.0.0.0:7000")), Err(Errno::EADDRINUSE));
@@ -94,11 +102,11 @@ fn dual_stack_listener_accepts_ipv4_as_mapped() {
     let st = Stack::loopback();
     let l = listener(&st, "[::]:7200");
     let c = st.socket(Proto::Tcp, false);
-    c.connect(Some(addr("127.0.0.1:7200"))).unwrap();
+    c.connect(Some(addr("127.0.0.1:7200")), false).unwrap();
     let (_s, peer) = l.accept().unwrap();
     assert_eq!(peer.ip().to_string(), "::ffff:127.0.0.1");
     let c6 = st.socket(Proto::Tcp, true);
-    c6.connect(Some(addr("[::1]:7200"))).unwrap();
+    c6.connect(Some(addr("[::1]:7200")), false).unwrap();
     let (_s6, peer6) = l.accept().unwrap();
     assert_eq!(peer6.ip().to_string(), "::1");
     assert_eq!(l.accept().err(), Some(Errno::EAGAIN));
@@ -111,7 +119,7 @@ fn backlog_holds_connections_until_accepted() {
     let clients: Vec<Socket> = (0..9)
         .map(|_| {
             let c = st.socket(Proto::Tcp, false);
-            c.connect(Some(addr("127.0.0.1:7300"))).unwrap();
+            c.connect(Some(addr("127.0.0.1:7300")), false).unwrap();
             c
         })
         .collect();
@@ -157,10 +165,11 @@ fn nonblocking_connect_and_waker() {
         w.fetch_add(1, Ordering::SeqCst);
     }));
     let c = st.socket(Proto::Tcp, false);
-    c.connect(Some(addr("127.0.0.1:7500"))).unwrap();
+    assert_eq!(c.connect(Some(addr("127.0.0.1:7500")), true), Err(Errno::EINPROGRESS));
+    assert_eq!(c.take_error(), None);
     assert!(woken.load(Ordering::SeqCst) > 0, "the listener's waker ran");
     assert_ne!(l.readiness() & POLLIN, 0);
-    assert_eq!(c.connect(Some(addr("127.0.0.1:7500"))), Err(Errno::EISCONN));
+    assert_eq!(c.connect(Some(addr("127.0.0.1:7500")), false), Err(Errno::EISCONN));
     assert_ne!(c.readiness() & POLLOUT, 0);
 }
 
@@ -192,7 +201,7 @@ fn connected_udp_hears_only_its_peer() {
     let st = Stack::loopback();
     let a = st.socket(Proto::Udp, false);
     a.bind(addr("127.0.0.1:6000")).unwrap();
-    a.connect(Some(addr("127.0.0.1:6001"))).unwrap();
+    a.connect(Some(addr("127.0.0.1:6001")), false).unwrap();
     let other = st.socket(Proto::Udp, false);
     other.send(b"stranger", Some(addr("127.0.0.1:6000"))).unwrap();
     let peer = st.socket(Proto::Udp, false);

@@ -46,6 +46,9 @@ impl Inner {
         if peer.port == 0 {
             return Err(Errno::EINVAL);
         }
+        if !self.routable(peer.addr) {
+            return Err(Errno::ENETUNREACH);
+        }
         self.udp_handle(id)?;
         self.sock(id).udp_peer = Some(peer);
         Ok(())
@@ -59,6 +62,9 @@ impl Inner {
         };
         if dst.port == 0 {
             return Err(Errno::EINVAL);
+        }
+        if !self.routable(dst.addr) {
+            return Err(Errno::ENETUNREACH);
         }
         if self.sock(id).shut_wr {
             return Err(Errno::EPIPE);
