@@ -88,11 +88,7 @@ impl Inner {
         let hs = self.sock(id).udp.clone();
         for h in hs {
             let s = self.get_mut::<udp::Socket>(h);
-            loop {
-                let (from, full) = match s.peek() {
-                    Ok((data, meta)) => (meta.endpoint, data.len()),
-                    Err(_) => break,
-                };
+            while let Some((from, full)) = s.peek().ok().map(|(data, meta)| (meta.endpoint, data.len())) {
                 // A connected socket only hears its peer.
                 if peer.is_some_and(|p| p != from) {
                     let _ = s.recv();
