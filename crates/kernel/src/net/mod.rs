@@ -1,8 +1,10 @@
 //! Sockets: families behind one interface ([`socket::Socket`],
 //! [`socket::SocketFamily`]), each kernel holding the table of the
-//! families it serves. The unix family is served here; a domain without a
-//! family fails at `socket()` with EAFNOSUPPORT.
+//! families it serves: unix (unix.rs) and inet (inet.rs, over the
+//! sandbox's TCP/IP stack); a domain without a family (netlink, packet, …)
+//! fails at `socket()` with EAFNOSUPPORT.
 
+pub mod inet;
 pub mod socket;
 pub mod sockopt;
 pub mod unix;

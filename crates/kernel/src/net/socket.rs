@@ -155,7 +155,8 @@ impl Families {
 
 /// The families every kernel starts with; a new family adds one line.
 fn default_families() -> Vec<Arc<dyn SocketFamily>> {
-    vec![Arc::new(super::unix::UnixFamily::default())]
+    use super::inet::{InetFamily, AF_INET, AF_INET6};
+    vec![Arc::new(super::unix::UnixFamily::default()), Arc::new(InetFamily(AF_INET)), Arc::new(InetFamily(AF_INET6))]
 }
 
 /// The description of a socket: its `FileOps` are the socket's, and

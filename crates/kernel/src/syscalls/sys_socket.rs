@@ -16,8 +16,8 @@ use abi::Errno;
 use std::sync::Arc;
 
 pub const SYSCALLS: &[Entry] = &[
-    sys!(SOCKET, sys_socket, [Int, Int, Int], partial "AF_UNIX only (stream, datagram, seqpacket); other families fail with EAFNOSUPPORT"),
-    sys!(SOCKETPAIR, sys_socketpair, [Int, Int, Int, Hex], partial "AF_UNIX only"),
+    sys!(SOCKET, sys_socket, [Int, Int, Int], partial "AF_UNIX (stream, datagram, seqpacket), AF_INET and AF_INET6 (TCP, UDP); other families fail with EAFNOSUPPORT"),
+    sys!(SOCKETPAIR, sys_socketpair, [Int, Int, Int, Hex], partial "AF_UNIX only (AF_INET fails with EOPNOTSUPP, as on Linux)"),
     sys!(BIND, sys_bind, [Int, Hex, Int], partial "AF_UNIX; a bound path is kept in a sentry table, not yet as a socket inode (stat/unlink do not see it)"),
     sys!(LISTEN, sys_listen, [Int, Int]),
     sys!(ACCEPT, sys_accept, [Int, Hex, Hex]),
@@ -32,8 +32,8 @@ pub const SYSCALLS: &[Entry] = &[
     sys!(RECVMMSG, sys_recvmmsg, [Int, Hex, Int, Hex, Hex], partial "the timeout is checked between messages, as on Linux"),
     sys!(GETSOCKNAME, sys_getsockname, [Int, Hex, Hex]),
     sys!(GETPEERNAME, sys_getpeername, [Int, Hex, Hex]),
-    sys!(SETSOCKOPT, sys_setsockopt, [Int, Int, Int, Hex, Int], partial "SOL_SOCKET options of unix sockets; others fail with ENOPROTOOPT"),
-    sys!(GETSOCKOPT, sys_getsockopt, [Int, Int, Int, Hex, Hex], partial "SOL_SOCKET options of unix sockets; others fail with ENOPROTOOPT"),
+    sys!(SETSOCKOPT, sys_setsockopt, [Int, Int, Int, Hex, Int], partial "SOL_SOCKET options; inet: TCP_NODELAY, TCP_KEEPIDLE, IPV6_V6ONLY act, IP_TOS/IP_TTL/TCP_CORK and other common ones are kept and reported back without effect; others fail with ENOPROTOOPT"),
+    sys!(GETSOCKOPT, sys_getsockopt, [Int, Int, Int, Hex, Hex], partial "SOL_SOCKET options; inet: as setsockopt, TCP_INFO with the state only; others fail with ENOPROTOOPT"),
 ];
 
 /// sizeof(struct sockaddr_storage): the longest address of any family.
