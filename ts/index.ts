@@ -2,5 +2,5 @@
 
 export { buildDoSpec, DEFAULT_HOSTNAME } from './spec';
 export type { RuntimeSpec, DoSpecOptions } from './spec';
-export { Sandbox, runInSandbox, shellStatus, PLATFORMS, VeilError } from './sandbox';
+export { Sandbox, runInSandbox, shellStatus, VeilError } from './sandbox';
 export type { SandboxOptions, Platform } from './sandbox';

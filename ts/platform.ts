@@ -1,14 +1,16 @@
 // Which platform runs application code: the default (`--platform`, else
-// $VEIL_PLATFORM, else auto) and the early check that a named platform can
-// run here at all, so that `--platform kvm` without a usable /dev/kvm fails
-// with one line instead of a sandbox dying mid-create.
+// $VEIL_PLATFORM, else auto) and the early check that a named platform
+// exists and can run here at all, so that `--platform kvm` without a usable
+// /dev/kvm fails with one line instead of a sandbox dying mid-create. The
+// names come from the sandbox binary's platform registry
+// (`veil-sandbox platforms` lists them), never from a list kept here.
 
 // Loaded by the CLI at start-up: keep its imports light (the child-process
 // and addon modules load inside checkPlatform).
 import { VeilError } from './errors';
 
-export const PLATFORMS = ['auto', 'kvm', 'ptrace'] as const;
-export type Platform = (typeof PLATFORMS)[number];
+/** `auto` or a name `veil-sandbox platforms` lists. */
+export type Platform = string;
 
 /** The platform used when `--platform` is not given. */
 export function defaultPlatform(): string {
@@ -16,12 +18,13 @@ export function defaultPlatform(): string {
 }
 
 /**
- * Throws a VeilError saying why when `platform` cannot run here. `auto`
- * always can (the sandbox falls back to ptrace); `kvm` is asked of the
- * sandbox binary, which builds a VM exactly as `boot` would.
+ * Throws a VeilError saying why when `platform` is unknown or cannot run
+ * here. `auto` always can (the sandbox falls back to the next platform that
+ * works); any other name is asked of the sandbox binary, which builds the
+ * platform exactly as `boot` would.
  */
 export function checkPlatform(platform: Platform): void {
-  if (platform !== 'kvm') return;
+  if (platform === 'auto') return;
   const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
   const { sandboxBinary } = require('./native') as typeof import('./native');
   const binary = sandboxBinary();

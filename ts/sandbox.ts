@@ -9,7 +9,7 @@ import { goferOomScoreAdj, setOomScoreAdj } from './oom';
 import type { RuntimeSpec } from './spec';
 
 import { checkPlatform, type Platform } from './platform';
-export { PLATFORMS, type Platform } from './platform';
+export { type Platform } from './platform';
 
 import { VeilError } from './errors';
 export { VeilError };

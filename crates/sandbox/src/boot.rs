@@ -112,7 +112,7 @@ pub fn run(args: BootArgs) -> Result<(), String> {
     };
     let config = KernelConfig {
         cpus: args.cpus.unwrap_or(config.cpus),
-        max_tasks: args.max_tasks.unwrap_or(config.max_tasks).min(chosen.max_tasks.unwrap_or(usize::MAX)),
+        max_tasks: args.max_tasks.unwrap_or(config.max_tasks).min(chosen.entry.max_tasks.unwrap_or(usize::MAX)),
         ..config
     };
     if args.setup_root {
@@ -121,11 +121,12 @@ pub fn run(args: BootArgs) -> Result<(), String> {
             return Err(format!("privileges must be dropped before any thread starts ({threads} threads)"));
         }
         crate::isolation::pivot_to_empty_root()?;
-        crate::isolation::drop_privileges(chosen.name == "ptrace")?;
+        crate::isolation::drop_privileges(chosen.entry.needs_ptrace_cap)?;
     }
+    let platform_calls = chosen.entry.host_syscalls;
     let kernel = Kernel::new(config, chosen.platform, memfile, vfs, log);
     if args.debug {
-        kernel.log_line(&format!("veil: sandbox {} on platform {}", std::process::id(), chosen.name));
+        kernel.log_line(&format!("veil: sandbox {} on platform {}", std::process::id(), chosen.entry.name));
         if let Some(why) = &chosen.note {
             kernel.log_line(&format!("veil: {why}"));
         }
@@ -136,7 +137,7 @@ pub fn run(args: BootArgs) -> Result<(), String> {
     spawn_signal_forwarder(kernel.clone(), sigset);
 
     if std::env::var_os("VEIL_UNSAFE_NO_SECCOMP").is_none() {
-        let filter = seccomp::sentry_filter().map_err(|e| format!("seccomp filter: {e}"))?;
+        let filter = seccomp::sentry_filter(platform_calls).map_err(|e| format!("seccomp filter: {e}"))?;
         seccomp::install(&filter).map_err(|e| format!("installing the seccomp filter: {e}"))?;
     } else {
         kernel.log_line("veil: WARNING: the sentry runs without its seccomp filter");

@@ -4,7 +4,8 @@
 //! control socket; `veil-sandbox gofer …` prepares a container's mounts for
 //! it; `veil-sandbox syscalls` prints the syscall support table;
 //! `veil-sandbox platform NAME` builds platform NAME as `boot` would and
-//! prints the one chosen (or why none can be, exit status 125).
+//! prints the one chosen (or why none can be, exit status 125);
+//! `veil-sandbox platforms` lists the names `--platform` accepts.
 
 mod args;
 mod boot;
@@ -44,6 +45,12 @@ fn main() -> ExitCode {
                 ExitCode::from(125)
             }
         },
+        Some("platforms") if argv.len() == 1 => {
+            for name in platform::registry::names() {
+                println!("{name}");
+            }
+            ExitCode::SUCCESS
+        }
         Some("syscalls") => {
             print!("{}", kernel::syscalls::report());
             ExitCode::SUCCESS
@@ -54,7 +61,7 @@ fn main() -> ExitCode {
             Err(e) => failed(" seccomp-check", e),
         },
         _ => {
-            eprintln!("usage: veil-sandbox boot --control-fd N --spec-fd N --stdio-fds I,O,E --mounts-fd N [--setup-root] [--platform auto|kvm|ptrace] [--strace] [--debug] [--die-with-parent] [--exit-with-init] [--cpus N] [--total-memory BYTES] [--max-tasks N]\n       veil-sandbox gofer --spec-fd N --mounts-fd N\n       veil-sandbox syscalls\n       veil-sandbox platform auto|kvm|ptrace");
+            eprintln!("usage: veil-sandbox boot --control-fd N --spec-fd N --stdio-fds I,O,E --mounts-fd N [--setup-root] [--platform NAME] [--strace] [--debug] [--die-with-parent] [--exit-with-init] [--cpus N] [--total-memory BYTES] [--max-tasks N]\n       veil-sandbox gofer --spec-fd N --mounts-fd N\n       veil-sandbox syscalls\n       veil-sandbox platforms\n       veil-sandbox platform NAME");
             ExitCode::from(2)
         }
     }

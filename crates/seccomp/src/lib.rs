@@ -6,12 +6,18 @@
 //! itself never reaches this filter: its system calls are intercepted by
 //! `PTRACE_SYSEMU` before seccomp runs, and served by the sentry.
 //!
-//! Stub processes of the ptrace platform are forked from the sentry and so
-//! inherit this filter; what the platform injects into them (mmap, munmap,
-//! mprotect, rseq) and what they do before their first stop (prctl, getppid,
-//! rt_sigprocmask, close_range, ptrace, kill, getpid) is on the list.
+//! The list here is what the sentry needs whatever platform it runs; each
+//! platform's registry entry adds the host calls that platform makes (the
+//! KVM ioctls, ptrace and wait4, ...), so a sandbox on one platform cannot
+//! make another's calls. Stub processes of the ptrace platform are forked
+//! from the sentry and so inherit this filter; what the platform injects into
+//! them (mmap, munmap, mprotect, rseq) and what they do before their first
+//! stop (prctl, getppid, rt_sigprocmask, close_range, ptrace, kill, getpid)
+//! is on the list.
 
 use std::collections::BTreeMap;
+
+use platform::registry::HostSyscall;
 
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
@@ -38,6 +44,7 @@ use Allow::*;
 /// `ioctl` requests the sentry makes on host fds: terminal handling of the
 /// console (TCGETS/TCSETS*, window size, foreground process group), FIONREAD,
 /// and what Rust's std uses on any fd (FIONBIO for set_nonblocking, FIOCLEX).
+/// Platforms add their own (the KVM platform's) through the registry.
 const IOCTLS: &[u64] = &[
     libc::TCGETS,
     libc::TCSETS,
@@ -49,22 +56,6 @@ const IOCTLS: &[u64] = &[
     libc::FIONREAD,
     libc::FIONBIO,
     libc::FIOCLEX,
-    // The KVM platform at run time (vCPUs are created lazily, on a task's
-    // first switch); numbers are _IO/_IOR/_IOW(0xAE, nr, size) from
-    // linux/kvm.h.
-    0xAE80,     // KVM_RUN
-    0xAE41,     // KVM_CREATE_VCPU
-    0xAE04,     // KVM_GET_VCPU_MMAP_SIZE
-    0xAE03,     // KVM_CHECK_EXTENSION
-    0x8090AE81, // KVM_GET_REGS
-    0x4090AE82, // KVM_SET_REGS
-    0x8138AE83, // KVM_GET_SREGS
-    0x4138AE84, // KVM_SET_SREGS
-    0x4008AE89, // KVM_SET_MSRS
-    0x4008AE90, // KVM_SET_CPUID2
-    0x9000AEA4, // KVM_GET_XSAVE
-    0x5000AEA5, // KVM_SET_XSAVE
-    0x4188AEA7, // KVM_SET_XCRS
 ];
 
 /// The allow-list: one row per system call, grouped by why the sentry needs it.
@@ -144,11 +135,6 @@ const ALLOWED: &[(libc::c_long, Allow)] = &[
     (libc::SYS_recvfrom, Always),
     (libc::SYS_shutdown, Always),
 
-    // The ptrace platform: tracing stubs and reaping them.
-    (libc::SYS_ptrace, Always),
-    (libc::SYS_wait4, Always),
-    (libc::SYS_waitid, Always),
-
     // Identity and system information shown inside the sandbox.
     (libc::SYS_uname, Always),
     (libc::SYS_sysinfo, Always),
@@ -158,24 +144,40 @@ const ALLOWED: &[(libc::c_long, Allow)] = &[
     (libc::SYS_getegid, Always),
 ];
 
-/// Compiles the sentry's allow-list. Anything else kills the process.
-pub fn sentry_filter() -> Result<BpfProgram, Error> {
+/// Compiles the sentry's allow-list plus the host system calls of the
+/// platform it runs (`platform`: its registry entry's
+/// [`host_syscalls`](platform::registry::Entry::host_syscalls)). Anything
+/// else kills the process.
+pub fn sentry_filter(platform: &[HostSyscall]) -> Result<BpfProgram, Error> {
+    // None: allowed whatever the arguments; Some: one (argument, value) pair
+    // per rule, the rules of a chain being OR-ed.
+    let mut allowed: BTreeMap<i64, Option<Vec<(u8, u64)>>> = BTreeMap::new();
+    let own = ALLOWED.iter().map(|(nr, allow)| match allow {
+        Always => HostSyscall::any(*nr),
+        ArgIn { index, values } => HostSyscall::arg_in(*nr, *index, values),
+    });
+    for call in own.chain(platform.iter().copied()) {
+        let slot = allowed.entry(call.nr).or_insert_with(|| Some(Vec::new()));
+        match (call.arg_in, slot.as_mut()) {
+            (None, _) => *slot = None,
+            (Some((index, values)), Some(pairs)) => pairs.extend(values.iter().map(|&v| (index, v))),
+            (Some(_), None) => {}
+        }
+    }
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
-    for (nr, allow) in ALLOWED {
-        let chain = match allow {
+    for (nr, pairs) in allowed {
+        let chain = match pairs {
             // An empty chain matches the system call whatever its arguments.
-            Always => Vec::new(),
-            // One rule per value: rules of a chain are OR-ed.
-            ArgIn { index, values } => values
-                .iter()
-                .map(|&v| {
-                    let c = SeccompCondition::new(*index, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, v)?;
+            None => Vec::new(),
+            Some(pairs) => pairs
+                .into_iter()
+                .map(|(index, v)| {
+                    let c = SeccompCondition::new(index, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, v)?;
                     SeccompRule::new(vec![c])
                 })
                 .collect::<Result<_, _>>()?,
         };
-        let previous = rules.insert(*nr, chain);
-        debug_assert!(previous.is_none(), "system call {nr} listed twice");
+        rules.insert(nr, chain);
     }
     let filter = SeccompFilter::new(rules, SeccompAction::KillProcess, SeccompAction::Allow, TargetArch::x86_64)?;
     Ok(filter.try_into()?)
@@ -199,8 +201,17 @@ mod tests {
 
     #[test]
     fn compiles() {
-        let prog = sentry_filter().unwrap();
+        let prog = sentry_filter(&[]).unwrap();
         assert!(prog.len() > ALLOWED.len());
+    }
+
+    #[test]
+    fn every_platform_entry_compiles_and_adds_its_calls() {
+        let base = sentry_filter(&[]).unwrap().len();
+        for entry in platform::registry::PLATFORMS {
+            let prog = sentry_filter(entry.host_syscalls).unwrap();
+            assert!(entry.host_syscalls.is_empty() || prog.len() > base, "{} adds nothing", entry.name);
+        }
     }
 
     #[test]

@@ -5,14 +5,17 @@ use std::sync::Arc;
 
 use memfile::MemoryFile;
 use platform::ptrace::PtracePlatform;
+use platform::registry;
 use platform::{AddressSpace, CpuState, Exit, Perms, Platform, Regs};
 use veil_seccomp::{install, sentry_filter};
 
-/// Runs `body` in a forked child after installing the sentry filter; returns
-/// the child's raw wait status. `body` returns the child's exit code.
-fn in_filtered_child(body: impl FnOnce() -> i32) -> i32 {
+/// Runs `body` in a forked child after installing the sentry filter for
+/// platform `platform` (None: the sentry's own list alone); returns the
+/// child's raw wait status. `body` returns the child's exit code.
+fn in_filtered_child(platform: Option<&str>, body: impl FnOnce() -> i32) -> i32 {
+    let calls = platform.map_or(&[][..], |name| registry::find(name).unwrap().host_syscalls);
     // Compiled before fork: the child should do as little as possible.
-    let prog = sentry_filter().unwrap();
+    let prog = sentry_filter(calls).unwrap();
     // SAFETY: the child runs `body` and exits without returning into the test
     // harness; glibc's fork keeps malloc usable in the child.
     let pid = unsafe { libc::fork() };
@@ -33,7 +36,7 @@ fn in_filtered_child(body: impl FnOnce() -> i32) -> i32 {
 
 #[test]
 fn listed_syscall_succeeds() {
-    let status = in_filtered_child(|| {
+    let status = in_filtered_child(None, || {
         // SAFETY: getpid has no preconditions.
         let pid = unsafe { libc::syscall(libc::SYS_getpid) };
         if pid > 0 { 0 } else { 1 }
@@ -44,7 +47,7 @@ fn listed_syscall_succeeds() {
 
 #[test]
 fn unlisted_syscall_kills_with_sigsys() {
-    let status = in_filtered_child(|| {
+    let status = in_filtered_child(None, || {
         // SAFETY: setns on an invalid fd would fail harmlessly if allowed.
         unsafe { libc::syscall(libc::SYS_setns, -1, 0) };
         0
@@ -55,7 +58,7 @@ fn unlisted_syscall_kills_with_sigsys() {
 
 #[test]
 fn unlisted_ioctl_kills_with_sigsys() {
-    let status = in_filtered_child(|| {
+    let status = in_filtered_child(None, || {
         // SAFETY: TIOCSTI on fd -1 would fail with EBADF if allowed.
         unsafe { libc::ioctl(-1, libc::TIOCSTI, 0) };
         0
@@ -66,7 +69,7 @@ fn unlisted_ioctl_kills_with_sigsys() {
 
 #[test]
 fn listed_ioctl_is_allowed() {
-    let status = in_filtered_child(|| {
+    let status = in_filtered_child(None, || {
         let mut n: libc::c_int = 0;
         // SAFETY: FIONREAD on fd -1 fails with EBADF, writing nothing.
         let r = unsafe { libc::ioctl(-1, libc::FIONREAD, &mut n) };
@@ -97,7 +100,7 @@ fn ptrace_platform_round_trip_under_the_filter() {
     let data = mf.allocate(4096).unwrap();
     mf.write(data.start, &99u64.to_le_bytes());
 
-    let status = in_filtered_child(|| {
+    let status = in_filtered_child(Some("ptrace"), || {
         let as_: Arc<dyn AddressSpace> = p.new_address_space().unwrap();
         let ctx = p.new_context().unwrap();
         as_.map_file(CODE, code.start, 4096, Perms::READ | Perms::EXEC).unwrap();
@@ -122,4 +125,29 @@ fn ptrace_platform_round_trip_under_the_filter() {
     });
     assert!(libc::WIFEXITED(status), "status {status:#x} (signal {})", libc::WTERMSIG(status));
     assert_eq!(libc::WEXITSTATUS(status), 0);
+}
+
+/// A platform's host calls are on the list only when that platform runs:
+/// the sentry of a kvm sandbox cannot ptrace, nor one of a ptrace sandbox
+/// drive a VM.
+#[test]
+fn one_platforms_calls_are_refused_to_another() {
+    let status = in_filtered_child(Some("kvm"), || {
+        // SAFETY: PTRACE_TRACEME would fail or succeed harmlessly if allowed.
+        unsafe { libc::syscall(libc::SYS_ptrace, libc::PTRACE_PEEKUSER, 0, 0, 0) };
+        0
+    });
+    assert!(libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGSYS, "ptrace under kvm's list: status {status:#x}");
+    let status = in_filtered_child(Some("ptrace"), || {
+        // SAFETY: KVM_RUN on fd -1 fails with EBADF if allowed.
+        unsafe { libc::ioctl(-1, 0xAE80, 0) };
+        0
+    });
+    assert!(libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGSYS, "KVM_RUN under ptrace's list: status {status:#x}");
+    let status = in_filtered_child(Some("kvm"), || {
+        // SAFETY: KVM_RUN on fd -1 fails with EBADF.
+        let r = unsafe { libc::ioctl(-1, 0xAE80, 0) };
+        if r == -1 { 0 } else { 1 }
+    });
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "KVM_RUN under kvm's list: status {status:#x}");
 }
