@@ -5,6 +5,7 @@ use crate::container::{Container, PidMaps, PidNs, ROOT_PIDNS};
 use crate::fs::{self, FdTable, FsContext, Vfs};
 use crate::mm::MemoryManager;
 use crate::signal::{SigHandlers, SignalState};
+use crate::syscall_table::{self, SyscallTable};
 use crate::task::{ExitStatus, ProcessState, Task, TaskCtx, ThreadGroup};
 use crate::wait::{WaitQueue, Waiter};
 use abi::Errno;
@@ -27,6 +28,8 @@ pub struct KernelConfig {
     pub max_tasks: usize,
     pub cpus: u32,
     pub total_memory: u64,
+    /// The system calls the kernel serves (Linux x86-64's by default).
+    pub syscalls: &'static SyscallTable,
 }
 
 impl Default for KernelConfig {
@@ -38,6 +41,7 @@ impl Default for KernelConfig {
             max_tasks: 1024,
             cpus: std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1),
             total_memory: 2 << 30,
+            syscalls: crate::syscalls::linux64(),
         }
     }
 }
@@ -137,6 +141,8 @@ pub struct Kernel {
     resumed: Condvar,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     pub next_inode: AtomicU64,
+    /// Waiters on futex words.
+    pub futexes: crate::futex::Futexes,
 }
 
 impl Kernel {
@@ -162,7 +168,13 @@ impl Kernel {
             resumed: Condvar::new(),
             threads: Mutex::new(Vec::new()),
             next_inode: AtomicU64::new(1 << 32),
+            futexes: Default::default(),
         })
+    }
+
+    /// The system call table the kernel's tasks run against.
+    pub fn syscall_table(&self) -> &'static SyscallTable {
+        self.config.syscalls
     }
 
     /// One line on the sandbox's log (stderr): strace output, warnings.
@@ -175,14 +187,14 @@ impl Kernel {
     /// A system call the sentry does not implement: ENOSYS, reported once.
     pub fn report_unsupported(&self, nr: usize) {
         if self.reported.lock().unwrap().insert(nr) {
-            self.log_line(&format!("veil: unsupported syscall {} ({nr})", crate::syscalls::name(nr)));
+            self.log_line(&format!("veil: unsupported syscall {} ({nr})", syscall_table::name(nr)));
         }
     }
 
     /// A feature of an implemented call the sentry does not support, reported once.
     pub fn report_unsupported_feature(&self, nr: usize, what: &str) {
         if self.reported_features.lock().unwrap().insert((nr, what.to_string())) {
-            self.log_line(&format!("veil: unsupported {what} in syscall {} ({nr})", crate::syscalls::name(nr)));
+            self.log_line(&format!("veil: unsupported {what} in syscall {} ({nr})", syscall_table::name(nr)));
         }
     }
 

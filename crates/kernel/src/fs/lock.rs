@@ -86,7 +86,14 @@ impl InodeLocks {
     }
 }
 
+/// A file's place in the lock table: its inode (st_dev, st_ino).
 pub type Key = (u64, u64);
+
+/// The lock-table key of an open file.
+pub fn key_of(f: &crate::fs::OpenFile) -> SysResult<Key> {
+    let st = f.ops.stat()?;
+    Ok((st.st_dev, st.st_ino))
+}
 
 #[derive(Default)]
 pub struct LockTable {

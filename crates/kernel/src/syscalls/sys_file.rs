@@ -2,9 +2,11 @@
 //! listing, links, access checks, the working directory, descriptor
 //! duplication, fcntl, ioctl, umask.
 
+use super::caller::caller;
+use super::path::{fs_context, resolve_at, start_at, AT_FDCWD};
 use super::{Args, Entry};
-use crate::fs::node::{Caller, LinkTarget, S_IFDIR, S_IFLNK, S_IFMT};
-use crate::fs::vfs::{Follow, FsContext, Location};
+use crate::fs::node::{LinkTarget, S_IFDIR, S_IFLNK, S_IFMT};
+use crate::fs::vfs::Follow;
 use crate::fs::{DirEntry, OpenFile};
 use crate::sys;
 use crate::task::TaskCtx;
@@ -41,37 +43,6 @@ pub const SYSCALLS: &[Entry] = &[
     sys!(UMASK, sys_umask, [Hex]),
 ];
 
-const AT_FDCWD: i32 = libc::AT_FDCWD;
-
-pub(crate) fn caller(t: &TaskCtx) -> Caller<'_> {
-    Caller::new(t.kernel(), t.tgid(), t.tid())
-}
-
-/// The caller's root and cwd, copied out of the lock: resolution may read
-/// them again (`/proc/self/cwd`).
-pub(crate) fn fs_context(t: &TaskCtx) -> FsContext {
-    t.fs().lock().unwrap().clone()
-}
-
-/// Where a relative path starts: the cwd, or a directory descriptor.
-pub(crate) fn start_at(t: &TaskCtx, fs: &FsContext, dirfd: i32, path: &[u8]) -> SysResult<Location> {
-    if path.first() == Some(&b'/') || dirfd == AT_FDCWD {
-        return Ok(fs.cwd.clone());
-    }
-    let f = t.files().get(dirfd)?;
-    match &f.location {
-        Some(l) if l.is_dir() => Ok(l.clone()),
-        _ => Err(Errno::ENOTDIR),
-    }
-}
-
-/// Resolves (dirfd, path) to a place.
-pub(crate) fn resolve_at(t: &TaskCtx, dirfd: i32, path: &[u8], follow: Follow) -> SysResult<Location> {
-    let fs = fs_context(t);
-    let start = start_at(t, &fs, dirfd, path)?;
-    fs.vfs.resolve(&caller(t), &fs.root, &start, path, follow)
-}
-
 fn do_open(t: &TaskCtx, dirfd: i32, path_addr: u64, flags: u32, mode: u32) -> SysResult<u64> {
     let path = t.read_path(path_addr)?;
     let fs = fs_context(t);
@@ -99,7 +70,7 @@ fn sys_close(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     // Closing any descriptor of a file drops the process's record locks
     // on it (POSIX semantics sqlite works around, and relies on).
     if f.has_locks.load(std::sync::atomic::Ordering::Relaxed) {
-        if let Ok(key) = super::sys_fs_write::lock_key(&f) {
+        if let Ok(key) = crate::fs::lock::key_of(&f) {
             crate::fs::lock::table().release(key, crate::fs::lock::Owner::Process(t.tgid()));
         }
     }
@@ -477,7 +448,7 @@ fn record_lock(t: &TaskCtx, file: &Arc<OpenFile>, cmd: i32, arg: u64) -> SysResu
     install_liveness(t);
     let owner = if ofd { Owner::File(Arc::as_ptr(file) as usize) } else { Owner::Process(t.tgid()) };
     let (start, end) = flock_range(&fl, file)?;
-    let key = super::sys_fs_write::lock_key(file)?;
+    let key = crate::fs::lock::key_of(file)?;
     let write = match fl.l_type as i32 {
         libc::F_RDLCK => Some(false),
         libc::F_WRLCK => Some(true),

@@ -1,20 +1,20 @@
 //! Data transfer: read, write and their positional and vectored forms,
-//! lseek, sendfile, splice, vmsplice, and readiness (poll, ppoll).
+//! lseek, sendfile, splice and vmsplice.
 //!
 //! Every call that uses a description's position goes through the
 //! description (`read`/`write`/`seek`, or `OpenFile::position`), never a
 //! copy of it: a host descriptor (stdio redirected to a file) shares its
 //! one position with the caller and every process holding it.
 
+use super::iovec::{gather, read_iovecs, MAX_IO};
 use super::{Args, Entry};
 use crate::fs::OpenFile;
 use crate::sys;
 use crate::task::TaskCtx;
 use crate::SysResult;
-use abi::types::{Iovec, PollFd, Pod, Timespec};
+use abi::types::Iovec;
 use abi::Errno;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 pub const SYSCALLS: &[Entry] = &[
     sys!(READ, sys_read, [Int, Hex, Int], partial "at most 4 MiB per call (a short read)"),
@@ -31,14 +31,7 @@ pub const SYSCALLS: &[Entry] = &[
     sys!(SENDFILE, sys_sendfile, [Int, Int, Hex, Int], partial "served by the sentry as read+write"),
     sys!(SPLICE, sys_splice, [Int, Hex, Int, Hex, Int, Hex], partial "copies through the sentry"),
     sys!(VMSPLICE, sys_vmsplice, [Int, Hex, Int, Hex], partial "copies (SPLICE_F_GIFT moves nothing)"),
-    sys!(POLL, sys_poll, [Hex, Int, Int], partial "an interrupted poll returns EINTR (Linux restarts it when the handler has SA_RESTART)"),
-    sys!(PPOLL, sys_ppoll, [Hex, Int, Hex, Hex, Int]),
 ];
-
-/// Most bytes moved by one read or write (Linux allows ~2 GiB; a shorter
-/// transfer is always legal and bounds the sentry's buffer).
-pub(crate) const MAX_IO: usize = 4 << 20;
-const IOV_MAX: u64 = 1024;
 
 fn readable_file(t: &TaskCtx, fd: i32) -> SysResult<Arc<OpenFile>> {
     let f = t.files().get(fd)?;
@@ -100,35 +93,6 @@ fn sys_pwrite64(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     let off = offset_arg(a[3])?;
     let buf = t.copy_in(a[1], io_len(a[2])?)?;
     Ok(f.ops.write_at(t, &buf, off)? as u64)
-}
-
-/// Reads an iovec array; `too_many` is the errno for more than IOV_MAX
-/// entries (EINVAL for readv/writev, EMSGSIZE for sendmsg/recvmsg).
-pub(crate) fn read_iovecs(t: &TaskCtx, addr: u64, count: u64, too_many: Errno) -> SysResult<Vec<Iovec>> {
-    if count > IOV_MAX {
-        return Err(too_many);
-    }
-    let raw = t.copy_in(addr, count as usize * std::mem::size_of::<Iovec>())?;
-    let v: Vec<Iovec> = raw.chunks_exact(std::mem::size_of::<Iovec>()).map(Iovec::from_bytes).collect();
-    let mut total: u64 = 0;
-    for iov in &v {
-        total = total.checked_add(iov.len).filter(|&x| (x as i64) >= 0).ok_or(Errno::EINVAL)?;
-    }
-    Ok(v)
-}
-
-/// The bytes of `iov` in order, at most MAX_IO of them: one write of the
-/// gathered bytes keeps small writev/sendmsg calls atomic, as on Linux.
-pub(crate) fn gather(t: &TaskCtx, iov: &[Iovec]) -> SysResult<Vec<u8>> {
-    let mut buf = Vec::new();
-    for v in iov {
-        let room = MAX_IO - buf.len();
-        if room == 0 {
-            break;
-        }
-        buf.extend(t.copy_in(v.base, (v.len as usize).min(room))?);
-    }
-    Ok(buf)
 }
 
 /// readv/preadv: one read (at `at`, or at the description's position) of
@@ -398,43 +362,4 @@ fn sys_vmsplice(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     } else {
         Err(Errno::EBADF)
     }
-}
-
-fn poll_common(t: &TaskCtx, addr: u64, nfds: u64, deadline: Option<Instant>, interrupted: Errno) -> SysResult<u64> {
-    if nfds > t.files().limit() as u64 {
-        return Err(Errno::EINVAL);
-    }
-    let size = std::mem::size_of::<PollFd>();
-    let raw = t.copy_in(addr, nfds as usize * size)?;
-    let mut fds: Vec<PollFd> = raw.chunks_exact(size).map(PollFd::from_bytes).collect();
-    let n = match crate::fs::readiness::poll(t, &mut fds, deadline) {
-        Err(e) if e == Errno::ERESTARTSYS => return Err(interrupted),
-        r => r?,
-    };
-    let out: Vec<u8> = fds.iter().flat_map(|p| p.as_bytes().to_vec()).collect();
-    t.copy_out(addr, &out)?;
-    Ok(n as u64)
-}
-
-fn sys_poll(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
-    let ms = a[2] as i32;
-    let deadline = if ms < 0 { None } else { Some(Instant::now() + Duration::from_millis(ms as u64)) };
-    poll_common(t, a[0], a[1], deadline, Errno::EINTR)
-}
-
-fn sys_ppoll(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
-    let mask = crate::fs::readiness::read_sigmask(t, a[3], a[4])?;
-    let deadline = if a[2] == 0 {
-        None
-    } else {
-        let ts: Timespec = t.read_obj(a[2])?;
-        if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
-            return Err(Errno::EINVAL);
-        }
-        Some(Instant::now() + Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
-    };
-    crate::fs::readiness::swap_mask(t, mask);
-    let r = poll_common(t, a[0], a[1], deadline, Errno::ERESTARTNOHAND);
-    crate::fs::readiness::restore_mask(t, mask.is_some(), &r);
-    r
 }

@@ -6,7 +6,9 @@
 //! python expect from a kernel without that family (getaddrinfo's netlink
 //! probe, for one, falls back quietly).
 
-use super::sys_read_write::{gather, read_iovecs, MAX_IO};
+use super::caller::caller;
+use super::iovec::{gather, read_iovecs, MAX_IO};
+use super::path::fs_context;
 use super::{Args, Entry};
 use crate::fs::vfs::Follow;
 use crate::fs::{anon, OpenFile};
@@ -14,7 +16,6 @@ use crate::net::consts::*;
 use crate::net::unix::{self, Key, Name, UnixSocket};
 use crate::net::Ucred;
 use crate::sys;
-use crate::syscalls::sys_file::{caller, fs_context};
 use crate::task::TaskCtx;
 use crate::SysResult;
 use abi::types::{Iovec, Pod, Timeval};
