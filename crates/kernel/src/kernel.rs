@@ -134,6 +134,8 @@ pub struct Kernel {
     orphan_exited: Condvar,
     reported: Mutex<HashSet<usize>>,
     reported_features: Mutex<HashSet<(usize, String)>>,
+    /// The sandbox's TCP/IP stack, started by the first inet socket.
+    net: std::sync::OnceLock<netstack::Stack>,
     log: Mutex<Box<dyn Write + Send>>,
     /// Set when the sandbox is being torn down: no new tasks.
     pub shutting_down: AtomicBool,
@@ -162,6 +164,7 @@ impl Kernel {
             orphan_exited: Condvar::new(),
             reported: Mutex::new(HashSet::new()),
             reported_features: Mutex::new(HashSet::new()),
+            net: std::sync::OnceLock::new(),
             log: Mutex::new(log),
             shutting_down: AtomicBool::new(false),
             paused: Mutex::new(false),
@@ -170,6 +173,12 @@ impl Kernel {
             next_inode: AtomicU64::new(1 << 32),
             futexes: Default::default(),
         })
+    }
+
+    /// The sandbox's network stack: the loopback link (`lo`, 127.0.0.1/8
+    /// and ::1), served entirely in the sentry.
+    pub fn net(&self) -> &netstack::Stack {
+        self.net.get_or_init(netstack::Stack::loopback)
     }
 
     /// The system call table the kernel's tasks run against.

@@ -1,7 +1,8 @@
-//! Sockets. Only the unix domain is served for now; the other families
-//! (inet, inet6, netlink, …) fail at `socket()` with EAFNOSUPPORT until
-//! the sandbox has a network stack.
+//! Sockets: the unix domain (unix.rs) and the inet families (inet.rs,
+//! over the sandbox's TCP/IP stack); the others (netlink, packet, …) fail
+//! at `socket()` with EAFNOSUPPORT.
 
+pub mod inet;
 pub mod unix;
 
 /// Constants of the socket ABI (x86-64 Linux).

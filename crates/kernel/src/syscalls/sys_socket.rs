@@ -1,7 +1,8 @@
 //! Socket system calls: creation, names, connections, data transfer with
 //! control messages (SCM_RIGHTS, SCM_CREDENTIALS), options.
 //!
-//! Only AF_UNIX is served (net/unix.rs); every other family fails at
+//! AF_UNIX is served by net/unix.rs, AF_INET and AF_INET6 by net/inet.rs
+//! (the sandbox's TCP/IP stack); every other family fails at
 //! socket()/socketpair() with EAFNOSUPPORT, which is what glibc and
 //! python expect from a kernel without that family (getaddrinfo's netlink
 //! probe, for one, falls back quietly).
@@ -13,6 +14,7 @@ use super::{Args, Entry};
 use crate::fs::vfs::Follow;
 use crate::fs::{anon, OpenFile};
 use crate::net::consts::*;
+use crate::net::inet::{self, InetSocket};
 use crate::net::unix::{self, Key, Name, UnixSocket};
 use crate::net::Ucred;
 use crate::sys;
@@ -24,8 +26,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub const SYSCALLS: &[Entry] = &[
-    sys!(SOCKET, sys_socket, [Int, Int, Int], partial "AF_UNIX only (stream, datagram, seqpacket); other families fail with EAFNOSUPPORT"),
-    sys!(SOCKETPAIR, sys_socketpair, [Int, Int, Int, Hex], partial "AF_UNIX only"),
+    sys!(SOCKET, sys_socket, [Int, Int, Int], partial "AF_UNIX (stream, datagram, seqpacket), AF_INET and AF_INET6 (TCP, UDP); other families fail with EAFNOSUPPORT"),
+    sys!(SOCKETPAIR, sys_socketpair, [Int, Int, Int, Hex], partial "AF_UNIX only (AF_INET fails with EOPNOTSUPP, as on Linux)"),
     sys!(BIND, sys_bind, [Int, Hex, Int], partial "AF_UNIX; a bound path is kept in a sentry table, not yet as a socket inode (stat/unlink do not see it)"),
     sys!(LISTEN, sys_listen, [Int, Int]),
     sys!(ACCEPT, sys_accept, [Int, Hex, Hex]),
@@ -40,8 +42,8 @@ pub const SYSCALLS: &[Entry] = &[
     sys!(RECVMMSG, sys_recvmmsg, [Int, Hex, Int, Hex, Hex], partial "the timeout is checked between messages, as on Linux"),
     sys!(GETSOCKNAME, sys_getsockname, [Int, Hex, Hex]),
     sys!(GETPEERNAME, sys_getpeername, [Int, Hex, Hex]),
-    sys!(SETSOCKOPT, sys_setsockopt, [Int, Int, Int, Hex, Int], partial "SOL_SOCKET options of unix sockets; others fail with ENOPROTOOPT"),
-    sys!(GETSOCKOPT, sys_getsockopt, [Int, Int, Int, Hex, Hex], partial "SOL_SOCKET options of unix sockets; others fail with ENOPROTOOPT"),
+    sys!(SETSOCKOPT, sys_setsockopt, [Int, Int, Int, Hex, Int], partial "SOL_SOCKET options; inet: TCP_NODELAY, TCP_KEEPIDLE, IPV6_V6ONLY act, IP_TOS/IP_TTL/TCP_CORK and other common ones are kept and reported back without effect; others fail with ENOPROTOOPT"),
+    sys!(GETSOCKOPT, sys_getsockopt, [Int, Int, Int, Hex, Hex], partial "SOL_SOCKET options; inet: as setsockopt, TCP_INFO with the state only; others fail with ENOPROTOOPT"),
 ];
 
 /// sizeof(struct sockaddr_un).
@@ -59,6 +61,31 @@ fn socket_of(t: &TaskCtx, fd: i32) -> SysResult<(Arc<OpenFile>, Arc<UnixSocket>)
     let f = t.files().get(fd)?;
     let s = anon::get::<UnixSocket>(&f).ok_or(Errno::ENOTSOCK)?;
     Ok((f, s))
+}
+
+/// The inet socket behind `fd`, if it is one.
+fn inet_of(t: &TaskCtx, fd: i32) -> Option<(Arc<OpenFile>, Arc<InetSocket>)> {
+    let f = t.files().get(fd).ok()?;
+    let s = anon::get::<InetSocket>(&f)?;
+    Some((f, s))
+}
+
+/// A socket address argument as raw bytes (Linux refuses more than a
+/// sockaddr_storage).
+fn raw_addr(t: &TaskCtx, addr: u64, len: u64) -> SysResult<Vec<u8>> {
+    let len = len as u32 as usize;
+    if len > 128 {
+        return Err(Errno::EINVAL);
+    }
+    t.copy_in(addr, len)
+}
+
+/// EBADF or ENOTSOCK unless `fd` is a socket of some family.
+fn check_socket(t: &TaskCtx, fd: i32) -> SysResult<()> {
+    if inet_of(t, fd).is_some() {
+        return Ok(());
+    }
+    socket_of(t, fd).map(|_| ())
 }
 
 /// Splits socket()'s type argument: (type, O_NONBLOCK|O_CLOEXEC flags).
@@ -88,6 +115,10 @@ fn check_family_type(family: i32, stype: i32, protocol: i32) -> SysResult<()> {
 fn sys_socket(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     let (family, protocol) = (a[0] as i32, a[2] as i32);
     let (stype, nb, cloexec) = split_type(a[1] as i32)?;
+    if family == inet::AF_INET || family == inet::AF_INET6 {
+        let s = inet::create(t, family, stype, protocol)?;
+        return Ok(t.files().install(InetSocket::open(s, nb), cloexec)? as u64);
+    }
     check_family_type(family, stype, protocol)?;
     let f = UnixSocket::open(UnixSocket::new(stype), nb);
     Ok(t.files().install(f, cloexec)? as u64)
@@ -96,6 +127,9 @@ fn sys_socket(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
 fn sys_socketpair(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     let (family, protocol) = (a[0] as i32, a[2] as i32);
     let (stype, nb, cloexec) = split_type(a[1] as i32)?;
+    if family == inet::AF_INET || family == inet::AF_INET6 {
+        return Err(Errno::EOPNOTSUPP);
+    }
     check_family_type(family, stype, protocol)?;
     let (x, y) = UnixSocket::pair(stype, Ucred::of(t));
     let files = t.files();
@@ -206,6 +240,9 @@ fn write_addr(t: &TaskCtx, addr: u64, len_ptr: u64, raw: &[u8]) -> SysResult<()>
 }
 
 fn sys_bind(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    if let Some((_, s)) = inet_of(t, a[0] as i32) {
+        return s.bind(&raw_addr(t, a[1], a[2])?).map(|_| 0);
+    }
     let (_, s) = socket_of(t, a[0] as i32)?;
     let addr = read_addr(t, a[1], a[2])?;
     let mut raw = unix::unnamed();
@@ -234,6 +271,9 @@ fn sys_bind(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
 }
 
 fn sys_listen(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    if let Some((_, s)) = inet_of(t, a[0] as i32) {
+        return s.listen(a[1] as i32).map(|_| 0);
+    }
     let (_, s) = socket_of(t, a[0] as i32)?;
     s.listen(a[1] as i32, Ucred::of(t))?;
     Ok(0)
@@ -243,13 +283,22 @@ fn do_accept(t: &TaskCtx, fd: i32, addr: u64, len_ptr: u64, flags: i32) -> SysRe
     if flags & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
         return Err(Errno::EINVAL);
     }
+    let nb = if flags & SOCK_NONBLOCK != 0 { libc::O_NONBLOCK as u32 } else { 0 };
+    if let Some((f, s)) = inet_of(t, fd) {
+        let (conn, peer) = s.accept(t, f.nonblocking())?;
+        let newfd = t.files().install(InetSocket::open(conn, nb), flags & SOCK_CLOEXEC != 0)?;
+        if let Err(e) = write_addr(t, addr, len_ptr, &peer) {
+            let _ = t.files().close(newfd);
+            return Err(e);
+        }
+        return Ok(newfd as u64);
+    }
     let (f, s) = socket_of(t, fd)?;
     if s.stype == SOCK_DGRAM {
         return Err(Errno::EOPNOTSUPP);
     }
     let conn = s.accept(t, f.nonblocking())?;
     let peer_name = conn.peer_name().unwrap_or_else(|_| unix::unnamed());
-    let nb = if flags & SOCK_NONBLOCK != 0 { libc::O_NONBLOCK as u32 } else { 0 };
     let nf = UnixSocket::open(conn, nb);
     let newfd = t.files().install(nf, flags & SOCK_CLOEXEC != 0)?;
     if let Err(e) = write_addr(t, addr, len_ptr, &peer_name) {
@@ -268,6 +317,9 @@ fn sys_accept4(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
 }
 
 fn sys_connect(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    if let Some((f, s)) = inet_of(t, a[0] as i32) {
+        return s.connect(t, &raw_addr(t, a[1], a[2])?, f.nonblocking()).map(|_| 0);
+    }
     let (f, s) = socket_of(t, a[0] as i32)?;
     let addr = read_addr(t, a[1], a[2])?;
     if matches!(addr, Addr::Unnamed) {
@@ -279,6 +331,9 @@ fn sys_connect(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
 }
 
 fn sys_shutdown(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    if let Some((_, s)) = inet_of(t, a[0] as i32) {
+        return s.shutdown(a[1] as i32).map(|_| 0);
+    }
     let (_, s) = socket_of(t, a[0] as i32)?;
     s.shutdown(a[1] as i32)?;
     Ok(0)
@@ -402,6 +457,11 @@ fn do_send(t: &TaskCtx, fd: i32, out: Outgoing, dest: Option<Addr>, flags: u32) 
 
 fn sys_sendto(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     let data = t.copy_in(a[1], (a[2] as usize).min(MAX_IO))?;
+    if let Some((f, s)) = inet_of(t, a[0] as i32) {
+        let to = if a[4] != 0 { Some(raw_addr(t, a[4], a[5])?) } else { None };
+        let flags = a[3] as u32;
+        return s.send(t, &data, to.as_deref(), flags, f.nonblocking() || flags & MSG_DONTWAIT != 0).map(|n| n as u64);
+    }
     let dest = if a[4] != 0 { Some(read_addr(t, a[4], a[5])?) } else { None };
     do_send(t, a[0] as i32, Outgoing { data, rights: Vec::new(), cred: None }, dest, a[3] as u32)
 }
@@ -409,6 +469,11 @@ fn sys_sendto(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
 fn sendmsg_one(t: &TaskCtx, fd: i32, hdr_addr: u64, flags: u32) -> SysResult<u64> {
     let h = read_msghdr(t, hdr_addr)?;
     let data = gather(t, &h.iov)?;
+    if let Some((f, s)) = inet_of(t, fd) {
+        // Control messages (IP_PKTINFO, IP_TOS, …) are not applied to inet sends.
+        let to = if h.name != 0 && h.namelen > 0 { Some(raw_addr(t, h.name, h.namelen as u64)?) } else { None };
+        return s.send(t, &data, to.as_deref(), flags, f.nonblocking() || flags & MSG_DONTWAIT != 0).map(|n| n as u64);
+    }
     if h.controllen > 64 * 1024 {
         return Err(Errno::ENOBUFS);
     }
@@ -423,7 +488,7 @@ fn sys_sendmsg(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
 
 fn sys_sendmmsg(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     let (fd, vec, vlen, flags) = (a[0] as i32, a[1], (a[2] as u32).min(1024), a[3] as u32);
-    socket_of(t, fd)?;
+    check_socket(t, fd)?;
     let mut sent = 0u32;
     while sent < vlen {
         let entry = vec + sent as u64 * MMSGHDR_LEN as u64;
@@ -463,6 +528,13 @@ fn check_recv_flags(flags: u32) -> SysResult<()> {
 /// Receives into a buffer of `max` bytes; builds control messages for a
 /// control buffer of `ctl_room` bytes, installing received descriptors.
 fn do_recv(t: &TaskCtx, fd: i32, max: usize, ctl_room: usize, flags: u32) -> SysResult<Incoming> {
+    if let Some((f, s)) = inet_of(t, fd) {
+        let nonblock = f.nonblocking() || flags & MSG_DONTWAIT != 0;
+        let (data, full, from) = s.recv(t, max.min(MAX_IO), flags, nonblock)?;
+        let truncated = full > data.len();
+        let ret = if flags & MSG_TRUNC != 0 && s.stype != SOCK_STREAM { full } else { data.len() };
+        return Ok(Incoming { ret, flags: if truncated { MSG_TRUNC } else { 0 }, data, from, cmsgs: Vec::new() });
+    }
     check_recv_flags(flags)?;
     let (f, s) = socket_of(t, fd)?;
     let nonblock = f.nonblocking() || flags & MSG_DONTWAIT != 0;
@@ -557,7 +629,7 @@ fn sys_recvmsg(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
 
 fn sys_recvmmsg(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     let (fd, vec, vlen, mut flags) = (a[0] as i32, a[1], (a[2] as u32).min(1024), a[3] as u32);
-    socket_of(t, fd)?;
+    check_socket(t, fd)?;
     let deadline = if a[4] != 0 {
         let ts: abi::types::Timespec = t.read_obj(a[4])?;
         Some(std::time::Instant::now() + crate::fs::timerfd::to_duration(&ts)?)
@@ -586,12 +658,18 @@ fn sys_recvmmsg(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
 }
 
 fn sys_getsockname(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    if let Some((_, s)) = inet_of(t, a[0] as i32) {
+        return write_addr(t, a[1], a[2], &s.name()).map(|_| 0);
+    }
     let (_, s) = socket_of(t, a[0] as i32)?;
     write_addr(t, a[1], a[2], &s.name())?;
     Ok(0)
 }
 
 fn sys_getpeername(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    if let Some((_, s)) = inet_of(t, a[0] as i32) {
+        return write_addr(t, a[1], a[2], &s.peer_name()?).map(|_| 0);
+    }
     let (_, s) = socket_of(t, a[0] as i32)?;
     let name = s.peer_name()?;
     write_addr(t, a[1], a[2], &name)?;
@@ -620,6 +698,14 @@ fn read_timeval_opt(t: &TaskCtx, addr: u64, len: u32) -> SysResult<Option<Durati
 }
 
 fn sys_setsockopt(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    if let Some((_, s)) = inet_of(t, a[0] as i32) {
+        let len = a[4] as u32 as i32;
+        if len < 0 {
+            return Err(Errno::EINVAL);
+        }
+        let val = t.copy_in(a[3], (len as usize).min(256))?;
+        return s.setsockopt(a[1] as i32, a[2] as i32, &val).map(|_| 0);
+    }
     let (_, s) = socket_of(t, a[0] as i32)?;
     let (level, name, val, len) = (a[1] as i32, a[2] as i32, a[3], a[4] as u32);
     if level != SOL_SOCKET {
@@ -646,6 +732,17 @@ fn sys_setsockopt(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
 }
 
 fn sys_getsockopt(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    if let Some((_, s)) = inet_of(t, a[0] as i32) {
+        let len: i32 = t.read_obj(a[4])?;
+        if len < 0 {
+            return Err(Errno::EINVAL);
+        }
+        let bytes = s.getsockopt(a[1] as i32, a[2] as i32)?;
+        let n = bytes.len().min(len as usize);
+        t.copy_out(a[3], &bytes[..n])?;
+        t.write_obj(a[4], &(n as i32))?;
+        return Ok(0);
+    }
     let (_, s) = socket_of(t, a[0] as i32)?;
     let (level, name, val, len_ptr) = (a[1] as i32, a[2] as i32, a[3], a[4]);
     if level != SOL_SOCKET {
