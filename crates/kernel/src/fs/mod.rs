@@ -79,6 +79,19 @@ pub trait FileOps: Send + Sync {
         let _ = (file, offset, whence);
         Err(Errno::ESPIPE)
     }
+    /// The description's file position, for the calls that take it
+    /// without reading or writing through `read`/`write`
+    /// (copy_file_range, splice, fcntl locks relative to SEEK_CUR).
+    /// Files the sentry opened keep it in `OpenFile.offset`; a host
+    /// descriptor passed in from outside overrides both methods with the
+    /// host description's one offset, which the caller shares.
+    fn position(&self, file: &OpenFile) -> SysResult<u64> {
+        Ok(*file.offset.lock().unwrap())
+    }
+    fn set_position(&self, file: &OpenFile, pos: u64) -> SysResult<()> {
+        *file.offset.lock().unwrap() = pos;
+        Ok(())
+    }
     fn stat(&self) -> SysResult<Stat>;
     /// Directory entries from the description's offset on; the offset
     /// counts entries (getdents64 advances it by the number it returns).
@@ -159,6 +172,13 @@ impl OpenFile {
     /// Whether a lock was ever taken through this description.
     pub fn has_locks(&self) -> bool {
         self.locks.get().is_some()
+    }
+    /// The file position (see [`FileOps::position`]).
+    pub fn position(&self) -> SysResult<u64> {
+        self.ops.position(self)
+    }
+    pub fn set_position(&self, pos: u64) -> SysResult<()> {
+        self.ops.set_position(self, pos)
     }
     pub fn writable(&self) -> bool {
         let acc = self.flags() & libc::O_ACCMODE as u32;

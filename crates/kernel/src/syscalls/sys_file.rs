@@ -416,7 +416,7 @@ unsafe impl abi::types::Pod for Flock {}
 pub fn flock_range(fl: &Flock, file: &OpenFile) -> SysResult<(u64, u64)> {
     let base: i64 = match fl.l_whence as i32 {
         libc::SEEK_SET => 0,
-        libc::SEEK_CUR => *file.offset.lock().unwrap() as i64,
+        libc::SEEK_CUR => file.position()? as i64,
         libc::SEEK_END => file.ops.stat()?.st_size,
         _ => return Err(Errno::EINVAL),
     };
