@@ -40,8 +40,17 @@ fn sys_copy_file_range(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
         }
         Ok(Some(o as u64))
     };
-    let mut pin = read_off(off_in_addr)?.unwrap_or_else(|| *input.offset.lock().unwrap());
-    let mut pout = read_off(off_out_addr)?.unwrap_or_else(|| *output.offset.lock().unwrap());
+    // Without an offset pointer, the descriptions' own positions: for a
+    // host descriptor (stdio redirected to a file) the host's, which the
+    // caller and every other process holding it share.
+    let mut pin = match read_off(off_in_addr)? {
+        Some(o) => o,
+        None => input.position()?,
+    };
+    let mut pout = match read_off(off_out_addr)? {
+        Some(o) => o,
+        None => output.position()?,
+    };
     let len = len.min(1 << 30);
     let mut buf = vec![0u8; len.min(1 << 20)];
     let mut done = 0usize;
@@ -60,11 +69,11 @@ fn sys_copy_file_range(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
         }
     }
     match off_in_addr {
-        0 => *input.offset.lock().unwrap() = pin,
+        0 => input.set_position(pin)?,
         addr => t.write_obj(addr, &(pin as i64))?,
     }
     match off_out_addr {
-        0 => *output.offset.lock().unwrap() = pout,
+        0 => output.set_position(pout)?,
         addr => t.write_obj(addr, &(pout as i64))?,
     }
     Ok(done as u64)
