@@ -63,7 +63,10 @@ pub(crate) struct Shared {
     region: *mut u8,
     region_len: u64,
     region_fd: OwnedFd,
-    free_slices: Mutex<Vec<u32>>,
+    /// Slices no stub uses, oldest first, each with a pidfd of the stub that
+    /// last had it (until that stub is seen gone, its futex waits and exit
+    /// may still touch the slice).
+    free_slices: Mutex<std::collections::VecDeque<(u32, Option<OwnedFd>)>>,
     /// The template's control slot, one request at a time.
     template_box: Mutex<Mailbox>,
     template: Option<template::Template>,
@@ -105,11 +108,14 @@ impl Shared {
     }
 
     fn take_slice(&self) -> Result<u32> {
-        self.free_slices.lock().unwrap().pop().ok_or_else(|| PlatformError::Unusable(format!("more than {MAX_STUBS} systrap address spaces")))
-    }
-
-    fn give_back_slice(&self, slice: u32) {
-        // The slice's pages go back to the host.
+        let taken = self.free_slices.lock().unwrap().pop_front();
+        let (slice, last_user) = taken.ok_or_else(|| PlatformError::Unusable(format!("more than {MAX_STUBS} systrap address spaces")))?;
+        if let Some(pidfd) = last_user {
+            let mut p = libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+            // SAFETY: one valid pollfd. A killed process exits promptly.
+            unsafe { libc::poll(&mut p, 1, 5000) };
+        }
+        // Its pages go back to the host, and it starts zeroed.
         // SAFETY: punching a hole in our own region memfd.
         unsafe {
             libc::fallocate(
@@ -119,7 +125,12 @@ impl Shared {
                 SLICE_SIZE as i64,
             )
         };
-        self.free_slices.lock().unwrap().push(slice);
+        Ok(slice)
+    }
+
+    /// Gives `slice` back; `last_user` is a pidfd of the stub that had it.
+    fn give_back_slice(&self, slice: u32, last_user: Option<OwnedFd>) {
+        self.free_slices.lock().unwrap().push_back((slice, last_user));
     }
 }
 
@@ -243,7 +254,7 @@ impl SystrapPlatform {
             region: region.cast(),
             region_len,
             region_fd,
-            free_slices: Mutex::new((1..=MAX_STUBS as u32).rev().collect()),
+            free_slices: Mutex::new((1..=MAX_STUBS as u32).map(|s| (s, None)).collect()),
             template_box: Mutex::new(template_box),
             template: None,
         };

@@ -18,7 +18,7 @@ pub(crate) struct Stub {
     pub shared: Arc<Shared>,
     pub slice: u32,
     pub pid: i32,
-    pidfd: OwnedFd,
+    pidfd: Option<OwnedFd>,
     control: Mutex<Mailbox>,
     /// Slot numbers (1..SLOTS) not used by a stub thread.
     free_slots: Mutex<Vec<u64>>,
@@ -27,7 +27,7 @@ pub(crate) struct Stub {
 impl Stub {
     /// Is the process still there?
     pub fn alive(&self) -> bool {
-        let mut p = libc::pollfd { fd: self.pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut p = libc::pollfd { fd: self.pidfd_raw(), events: libc::POLLIN, revents: 0 };
         // SAFETY: one valid pollfd, no wait.
         let r = unsafe { libc::poll(&mut p, 1, 0) };
         !(r > 0 && p.revents & libc::POLLIN != 0)
@@ -36,7 +36,11 @@ impl Stub {
     /// Kills the process (a broken protocol, or the end of the address space).
     pub fn kill(&self) {
         // SAFETY: a signal through our pidfd.
-        unsafe { libc::syscall(libc::SYS_pidfd_send_signal, self.pidfd.as_raw_fd(), libc::SIGKILL, 0usize, 0u32) };
+        unsafe { libc::syscall(libc::SYS_pidfd_send_signal, self.pidfd_raw(), libc::SIGKILL, 0usize, 0u32) };
+    }
+
+    fn pidfd_raw(&self) -> i32 {
+        self.pidfd.as_ref().map_or(-1, |fd| fd.as_raw_fd())
     }
 
     pub fn mailbox(&self, slot: u64) -> Mailbox {
@@ -108,7 +112,7 @@ impl Stub {
 impl Drop for Stub {
     fn drop(&mut self) {
         self.kill();
-        self.shared.give_back_slice(self.slice);
+        self.shared.give_back_slice(self.slice, self.pidfd.take());
     }
 }
 
@@ -127,7 +131,7 @@ impl SystrapAddressSpace {
         let pid = match shared.fork_stub(slice) {
             Ok(p) => p,
             Err(e) => {
-                shared.give_back_slice(slice);
+                shared.give_back_slice(slice, None);
                 return Err(e);
             }
         };
@@ -138,7 +142,7 @@ impl SystrapAddressSpace {
             let e = std::io::Error::last_os_error();
             // SAFETY: killing the stub we just made.
             unsafe { libc::kill(pid, libc::SIGKILL) };
-            shared.give_back_slice(slice);
+            shared.give_back_slice(slice, None);
             return Err(PlatformError::host("pidfd_open(systrap stub)", e));
         }
         // SAFETY: a fresh fd we own.
@@ -147,7 +151,7 @@ impl SystrapAddressSpace {
             shared,
             slice,
             pid,
-            pidfd,
+            pidfd: Some(pidfd),
             control: Mutex::new(control),
             free_slots: Mutex::new((1..stub::SLOTS).rev().collect()),
         };

@@ -66,7 +66,9 @@ impl Mailbox {
         // or has announced its sleep before we look.
         self.u32_at(STATE).swap(OWNER_STUB, Ordering::SeqCst);
         if self.u32_at(STUB_SLEEPING).load(Ordering::SeqCst) != 0 {
-            futex(self.u32_at(STATE), libc::FUTEX_WAKE, 1, None);
+            // Every waiter: a stub that had this slice before may still be
+            // queued on the word while it dies.
+            futex(self.u32_at(STATE), libc::FUTEX_WAKE, i32::MAX as u32, None);
         }
     }
 

@@ -143,8 +143,8 @@ global_asm!(
     "cmp dword ptr [r12 + {sentry_sleeping}], 0",
     "je 3f",
     "mov rdi, r12",
-    "mov esi, 1",                   // FUTEX_WAKE (shared: another process)
-    "mov edx, 1",
+    "mov esi, 1",                   // FUTEX_WAKE (shared: another process),
+    "mov edx, 0x7fffffff",          // every waiter
     "mov eax, 202",
     "syscall",
     // --- wait until the slot is ours again: spin, then sleep.
