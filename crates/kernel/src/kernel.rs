@@ -5,6 +5,7 @@ use crate::container::{Container, PidMaps, PidNs, ROOT_PIDNS};
 use crate::fs::{self, FdTable, FsContext, Vfs};
 use crate::mm::MemoryManager;
 use crate::signal::{SigHandlers, SignalState};
+use crate::syscall_table::{self, SyscallTable};
 use crate::task::{ExitStatus, ProcessState, Task, TaskCtx, ThreadGroup};
 use crate::wait::{WaitQueue, Waiter};
 use abi::Errno;
@@ -27,6 +28,8 @@ pub struct KernelConfig {
     pub max_tasks: usize,
     pub cpus: u32,
     pub total_memory: u64,
+    /// The system calls the kernel serves (Linux x86-64's by default).
+    pub syscalls: &'static SyscallTable,
 }
 
 impl Default for KernelConfig {
@@ -38,6 +41,7 @@ impl Default for KernelConfig {
             max_tasks: 1024,
             cpus: std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1),
             total_memory: 2 << 30,
+            syscalls: crate::syscalls::linux64(),
         }
     }
 }
@@ -130,6 +134,8 @@ pub struct Kernel {
     orphan_exited: Condvar,
     reported: Mutex<HashSet<usize>>,
     reported_features: Mutex<HashSet<(usize, String)>>,
+    /// The sandbox's TCP/IP stack, started by the first inet socket.
+    net: std::sync::OnceLock<netstack::Stack>,
     log: Mutex<Box<dyn Write + Send>>,
     /// Set when the sandbox is being torn down: no new tasks.
     pub shutting_down: AtomicBool,
@@ -137,11 +143,23 @@ pub struct Kernel {
     resumed: Condvar,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     pub next_inode: AtomicU64,
+    /// Waiters on futex words.
+    pub futexes: crate::futex::Futexes,
+    /// Advisory locks (fcntl record locks, OFD locks, flock).
+    pub locks: Arc<crate::fs::lock::LockTable>,
+    /// Wakes timerfd waiters at their timers' expiry.
+    pub timerfds: crate::fs::timerfd::TimerWheel,
+    /// The socket families this kernel serves, by domain (each holding its
+    /// own state, such as the unix family's bound names).
+    pub sockets: crate::net::socket::Families,
 }
 
 impl Kernel {
     pub fn new(config: KernelConfig, platform: Arc<dyn Platform>, memfile: Arc<MemoryFile>, vfs: Arc<Vfs>, log: Box<dyn Write + Send>) -> Arc<Kernel> {
-        Arc::new(Kernel {
+        Arc::new_cyclic(|me: &std::sync::Weak<Kernel>| Kernel {
+            locks: Arc::new(crate::fs::lock::LockTable::new(process_alive(me.clone()))),
+            timerfds: Default::default(),
+            sockets: Default::default(),
             config,
             platform,
             memfile,
@@ -156,13 +174,33 @@ impl Kernel {
             orphan_exited: Condvar::new(),
             reported: Mutex::new(HashSet::new()),
             reported_features: Mutex::new(HashSet::new()),
+            net: std::sync::OnceLock::new(),
             log: Mutex::new(log),
             shutting_down: AtomicBool::new(false),
             paused: Mutex::new(false),
             resumed: Condvar::new(),
             threads: Mutex::new(Vec::new()),
             next_inode: AtomicU64::new(1 << 32),
+            futexes: Default::default(),
         })
+    }
+
+    /// The sandbox's network stack: the loopback link (`lo`, 127.0.0.1/8
+    /// and ::1), served entirely in the sentry, and the links taken over
+    /// from the container's network namespace, if any.
+    pub fn net(&self) -> &netstack::Stack {
+        self.net.get_or_init(netstack::Stack::loopback)
+    }
+
+    /// Starts the network stack with the container namespace's links
+    /// besides loopback (the `sandbox` mode); before any socket exists.
+    pub fn start_network(&self, links: Vec<netstack::LinkSpec>) {
+        let _ = self.net.set(netstack::Stack::new(links));
+    }
+
+    /// The system call table the kernel's tasks run against.
+    pub fn syscall_table(&self) -> &'static SyscallTable {
+        self.config.syscalls
     }
 
     /// One line on the sandbox's log (stderr): strace output, warnings.
@@ -175,14 +213,14 @@ impl Kernel {
     /// A system call the sentry does not implement: ENOSYS, reported once.
     pub fn report_unsupported(&self, nr: usize) {
         if self.reported.lock().unwrap().insert(nr) {
-            self.log_line(&format!("veil: unsupported syscall {} ({nr})", crate::syscalls::name(nr)));
+            self.log_line(&format!("veil: unsupported syscall {} ({nr})", syscall_table::name(nr)));
         }
     }
 
     /// A feature of an implemented call the sentry does not support, reported once.
     pub fn report_unsupported_feature(&self, nr: usize, what: &str) {
         if self.reported_features.lock().unwrap().insert((nr, what.to_string())) {
-            self.log_line(&format!("veil: unsupported {what} in syscall {} ({nr})", crate::syscalls::name(nr)));
+            self.log_line(&format!("veil: unsupported {what} in syscall {} ({nr})", syscall_table::name(nr)));
         }
     }
 
@@ -547,6 +585,15 @@ impl Kernel {
     pub fn task(&self, tid: i32) -> Option<Arc<Task>> {
         self.tree.lock().unwrap().tasks.get(&tid).cloned()
     }
+}
+
+/// Whether process `pid` of the kernel `k` still exists (not yet a zombie).
+fn process_alive(k: std::sync::Weak<Kernel>) -> crate::fs::lock::ProcessAlive {
+    Box::new(move |pid| {
+        let Some(k) = k.upgrade() else { return false };
+        let g = k.tree.lock().unwrap().groups.get(&pid).cloned();
+        g.is_some_and(|g| g.state.lock().unwrap().zombie.is_none())
+    })
 }
 
 fn describe_file(f: &fs::OpenFile) -> Vec<u8> {

@@ -9,13 +9,17 @@
 pub mod container;
 mod fpframe;
 pub mod fs;
+pub mod futex;
 pub mod creds;
 pub mod rlimit;
+pub mod sched;
 pub mod kernel;
 pub mod loader;
 pub mod mm;
 pub mod net;
 pub mod signal;
+mod strace;
+pub mod syscall_table;
 pub mod syscalls;
 pub mod task;
 pub mod testing;

@@ -121,7 +121,7 @@ pub struct Task {
     /// User and group ids (per thread, as in Linux; inherited by clone).
     pub creds: Mutex<crate::creds::Creds>,
     /// Nice value and scheduling policy (inherited by clone).
-    pub sched: Mutex<crate::syscalls::sys_sched::SchedAttrs>,
+    pub sched: Mutex<crate::sched::SchedAttrs>,
     /// set_robust_list(2): the head of the thread's robust futex list.
     pub robust_list: AtomicU64,
     pub comm: Mutex<[u8; 16]>,
@@ -362,7 +362,7 @@ pub fn run(task: Arc<Task>) {
         let left = Instant::now();
         let user = left - entered;
         match exit {
-            Ok(Exit::Syscall) => match crate::syscalls::dispatch(&mut t) {
+            Ok(Exit::Syscall) => match t.task.kernel.syscall_table().dispatch(&mut t) {
                 Ok(v) => t.cpu.regs.rax = v,
                 Err(e) => {
                     t.cpu.regs.rax = (-(e.0 as i64)) as u64;
@@ -427,11 +427,11 @@ pub fn process_times(kernel: &crate::Kernel, tg: &ThreadGroup) -> (std::time::Du
 fn exit_task(t: &mut TaskCtx) {
     let task = t.task.clone();
     let kernel = task.kernel.clone();
-    crate::syscalls::sys_futex::exit_robust_list(t);
+    crate::futex::exit_robust_list(t);
     let ctid = task.clear_child_tid.swap(0, Ordering::SeqCst);
     if ctid != 0 {
         let _ = t.copy_out(ctid, &0u32.to_le_bytes());
-        crate::syscalls::sys_futex::wake_address(&task, ctid, 1);
+        crate::futex::wake_address(&task, ctid, 1);
     }
     let tg = task.tg.clone();
     let last = {
@@ -453,7 +453,7 @@ fn exit_task(t: &mut TaskCtx) {
     // Release what the process holds: descriptors (so pipe readers see EOF)
     // and its memory (which ends the platform's address space).
     task.files().clear();
-    crate::fs::lock::table().release_process(tg.tgid);
+    kernel.locks.release_process(tg.tgid);
     *task.mm.lock().unwrap() = None;
     if let Some(parent) = task.vfork_parent.lock().unwrap().take() {
         parent.vfork_done.notify_all();

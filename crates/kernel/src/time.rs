@@ -1,11 +1,38 @@
-//! Timers that deliver a signal to a process when they expire
-//! (ITIMER_REAL / alarm). Each armed timer has one sentry thread sleeping
+//! Time as the kernel keeps it: the clocks it reads, timers that deliver
+//! a signal to a process when they expire (ITIMER_REAL / alarm), and CPU
+//! time accounting. Each armed signal timer has one sentry thread sleeping
 //! until its deadline; re-arming or disarming wakes it to look again.
 
 use crate::task::ThreadGroup;
-use crate::Kernel;
+use crate::{Kernel, SysResult};
+use abi::types::Timespec;
+use abi::Errno;
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
+
+/// Time since an arbitrary fixed point, like CLOCK_MONOTONIC.
+pub fn monotonic() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec to a valid pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// The clock `id` as the application asked for it (EINVAL for a clock the
+/// sentry does not serve). CPU-time clocks read the sentry thread's time.
+pub fn host_clock(id: i32) -> SysResult<Timespec> {
+    let host_id = match id {
+        libc::CLOCK_REALTIME | libc::CLOCK_MONOTONIC | libc::CLOCK_MONOTONIC_RAW | libc::CLOCK_REALTIME_COARSE | libc::CLOCK_MONOTONIC_COARSE | libc::CLOCK_BOOTTIME => id,
+        libc::CLOCK_PROCESS_CPUTIME_ID | libc::CLOCK_THREAD_CPUTIME_ID => libc::CLOCK_THREAD_CPUTIME_ID,
+        _ => return Err(Errno::EINVAL),
+    };
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec to a valid pointer.
+    if unsafe { libc::clock_gettime(host_id, &mut ts) } != 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(Timespec { tv_sec: ts.tv_sec, tv_nsec: ts.tv_nsec })
+}
 
 #[derive(Default)]
 struct State {

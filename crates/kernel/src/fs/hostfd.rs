@@ -184,6 +184,15 @@ impl FileOps for HostFile {
         }
     }
 
+    fn position(&self, file: &OpenFile) -> SysResult<u64> {
+        self.seek(file, 0, libc::SEEK_CUR)
+    }
+
+    fn set_position(&self, file: &OpenFile, pos: u64) -> SysResult<()> {
+        let pos = i64::try_from(pos).map_err(|_| Errno::EINVAL)?;
+        self.seek(file, pos, libc::SEEK_SET).map(drop)
+    }
+
     fn stat(&self) -> SysResult<Stat> {
         super::host::host_fstat(self.raw())
     }
@@ -264,5 +273,34 @@ impl FileOps for HostFile {
 
     fn host_fd(&self) -> Option<i32> {
         Some(self.raw())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Seek, SeekFrom, Write};
+    use std::os::fd::FromRawFd;
+
+    #[test]
+    fn position_is_the_host_descriptions_shared_offset() {
+        let mut caller = tempfile_in_tmp();
+        caller.write_all(b"written by the caller\n").unwrap();
+        // SAFETY: dup of a descriptor we own; the copy shares its description.
+        let shared = unsafe { OwnedFd::from_raw_fd(libc::dup(caller.as_raw_fd())) };
+        let file = open(shared).unwrap();
+        assert_eq!(file.position().unwrap(), 22);
+        file.set_position(5).unwrap();
+        assert_eq!(caller.stream_position().unwrap(), 5, "the caller sees the sandbox's move");
+        caller.seek(SeekFrom::End(0)).unwrap();
+        assert_eq!(file.position().unwrap(), 22, "the sandbox sees the caller's move");
+        assert_eq!(*file.offset.lock().unwrap(), 0, "no private copy is kept");
+    }
+
+    fn tempfile_in_tmp() -> std::fs::File {
+        let path = std::env::temp_dir().join(format!("veil-hostfd-{}", std::process::id()));
+        let f = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        f
     }
 }

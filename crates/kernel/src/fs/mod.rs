@@ -79,6 +79,19 @@ pub trait FileOps: Send + Sync {
         let _ = (file, offset, whence);
         Err(Errno::ESPIPE)
     }
+    /// The description's file position, for the calls that take it
+    /// without reading or writing through `read`/`write`
+    /// (copy_file_range, splice, fcntl locks relative to SEEK_CUR).
+    /// Files the sentry opened keep it in `OpenFile.offset`; a host
+    /// descriptor passed in from outside overrides both methods with the
+    /// host description's one offset, which the caller shares.
+    fn position(&self, file: &OpenFile) -> SysResult<u64> {
+        Ok(*file.offset.lock().unwrap())
+    }
+    fn set_position(&self, file: &OpenFile, pos: u64) -> SysResult<()> {
+        *file.offset.lock().unwrap() = pos;
+        Ok(())
+    }
     fn stat(&self) -> SysResult<Stat>;
     /// Directory entries from the description's offset on; the offset
     /// counts entries (getdents64 advances it by the number it returns).
@@ -117,6 +130,12 @@ pub trait FileOps: Send + Sync {
         let _ = (c, attr);
         Err(Errno::EINVAL)
     }
+    /// The object itself, for code that needs its concrete type (epoll
+    /// finding the epoll behind a descriptor, the socket calls their
+    /// socket); None for files nobody looks into.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }
 
 /// An open file description (what `open` creates and `dup`/`fork` share).
@@ -127,14 +146,14 @@ pub struct OpenFile {
     pub offset: Mutex<u64>,
     /// Where it was opened, for /proc/PID/fd and fchdir; None for pipes etc.
     pub location: Option<Location>,
-    /// Set once an OFD or flock lock was taken through this description,
-    /// so its last close releases them.
-    pub has_locks: std::sync::atomic::AtomicBool,
+    /// The lock table an OFD or flock lock was taken in through this
+    /// description, so its last close releases them there.
+    locks: std::sync::OnceLock<std::sync::Weak<lock::LockTable>>,
 }
 
 impl OpenFile {
     pub fn new(ops: Box<dyn FileOps>, flags: u32, location: Option<Location>) -> Arc<OpenFile> {
-        Arc::new(OpenFile { ops, flags: AtomicU32::new(flags), offset: Mutex::new(0), location, has_locks: Default::default() })
+        Arc::new(OpenFile { ops, flags: AtomicU32::new(flags), offset: Mutex::new(0), location, locks: Default::default() })
     }
     pub fn flags(&self) -> u32 {
         self.flags.load(Ordering::Relaxed)
@@ -146,6 +165,21 @@ impl OpenFile {
         let acc = self.flags() & libc::O_ACCMODE as u32;
         acc == libc::O_RDONLY as u32 || acc == libc::O_RDWR as u32
     }
+    /// Notes that a lock was taken in `table` through this description.
+    pub fn took_lock(&self, table: &Arc<lock::LockTable>) {
+        let _ = self.locks.set(Arc::downgrade(table));
+    }
+    /// Whether a lock was ever taken through this description.
+    pub fn has_locks(&self) -> bool {
+        self.locks.get().is_some()
+    }
+    /// The file position (see [`FileOps::position`]).
+    pub fn position(&self) -> SysResult<u64> {
+        self.ops.position(self)
+    }
+    pub fn set_position(&self, pos: u64) -> SysResult<()> {
+        self.ops.set_position(self, pos)
+    }
     pub fn writable(&self) -> bool {
         let acc = self.flags() & libc::O_ACCMODE as u32;
         acc == libc::O_WRONLY as u32 || acc == libc::O_RDWR as u32
@@ -154,8 +188,8 @@ impl OpenFile {
 
 impl Drop for OpenFile {
     fn drop(&mut self) {
-        if self.has_locks.load(Ordering::Relaxed) {
-            lock::table().release_file(self as *const OpenFile as usize);
+        if let Some(table) = self.locks.get().and_then(std::sync::Weak::upgrade) {
+            table.release_file(self as *const OpenFile as usize);
         }
         self.ops.release();
     }

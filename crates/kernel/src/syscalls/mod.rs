@@ -1,165 +1,113 @@
-//! The system call table: one entry per implemented call, each a name, a
-//! handler and a support level, gathered from one module per family. The
-//! table also produces the `veil syscalls` report, so the report cannot
-//! drift from what the sentry serves.
+//! The system call handlers, one module per family, and the Linux x86-64
+//! table they make ([`linux64`]). Handlers share argument helpers (path
+//! resolution, iovecs, the caller's identity) from modules of their own,
+//! never from each other.
 
-use crate::task::TaskCtx;
-use crate::SysResult;
-use abi::{Errno, NR_SYSCALLS, SYSCALL_NAMES};
+use crate::syscall_table::SyscallTable;
 use std::sync::OnceLock;
 
-pub mod sys_process;
-pub mod sys_mm;
-pub mod sys_signal;
-pub mod sys_misc;
-pub mod sys_read_write;
-pub mod sys_file;
-pub mod sys_pipe;
-pub mod sys_futex;
-pub mod sys_timer;
-pub mod sys_fd;
-pub mod sys_fs_write;
-pub mod sys_socket;
+pub use crate::syscall_table::{name, Arg, Args, Entry, Handler, Support};
+
+mod caller;
+mod iovec;
+mod path;
+
+pub mod sys_attr;
+pub mod sys_capability;
+pub mod sys_copy_file_range;
 pub mod sys_epoll;
 pub mod sys_eventfd;
-pub mod sys_timerfd;
-pub mod sys_signalfd;
-pub mod sys_select;
+pub mod sys_fd;
+pub mod sys_file;
+pub mod sys_flock;
+pub mod sys_futex;
+pub mod sys_identity;
+pub mod sys_link;
+pub mod sys_memfd;
+pub mod sys_mm;
+pub mod sys_pipe;
+pub mod sys_poll;
+pub mod sys_prctl;
+pub mod sys_process;
+pub mod sys_random;
+pub mod sys_read_write;
+pub mod sys_rlimit;
 pub mod sys_sched;
-pub mod strace;
+pub mod sys_signal;
+pub mod sys_signalfd;
+pub mod sys_socket;
+pub mod sys_statfs;
+pub mod sys_sync;
+pub mod sys_sysinfo;
+pub mod sys_time;
+pub mod sys_timer;
+pub mod sys_timerfd;
+pub mod sys_tls;
+pub mod sys_usage;
+pub mod sys_utsname;
+pub mod sys_xattr;
 
-pub type Args = [u64; 6];
-pub type Handler = fn(&mut TaskCtx, &Args) -> SysResult<u64>;
+/// Every family's entries; a new family adds one line here.
+const FAMILIES: &[&[Entry]] = &[
+    sys_process::SYSCALLS,
+    sys_mm::SYSCALLS,
+    sys_signal::SYSCALLS,
+    sys_read_write::SYSCALLS,
+    sys_file::SYSCALLS,
+    sys_link::SYSCALLS,
+    sys_attr::SYSCALLS,
+    sys_statfs::SYSCALLS,
+    sys_sync::SYSCALLS,
+    sys_xattr::SYSCALLS,
+    sys_flock::SYSCALLS,
+    sys_memfd::SYSCALLS,
+    sys_copy_file_range::SYSCALLS,
+    sys_pipe::SYSCALLS,
+    sys_futex::SYSCALLS,
+    sys_time::SYSCALLS,
+    sys_timer::SYSCALLS,
+    sys_fd::SYSCALLS,
+    sys_socket::SYSCALLS,
+    sys_epoll::SYSCALLS,
+    sys_eventfd::SYSCALLS,
+    sys_timerfd::SYSCALLS,
+    sys_signalfd::SYSCALLS,
+    sys_poll::SYSCALLS,
+    sys_sched::SYSCALLS,
+    sys_identity::SYSCALLS,
+    sys_capability::SYSCALLS,
+    sys_prctl::SYSCALLS,
+    sys_tls::SYSCALLS,
+    sys_rlimit::SYSCALLS,
+    sys_usage::SYSCALLS,
+    sys_sysinfo::SYSCALLS,
+    sys_utsname::SYSCALLS,
+    sys_random::SYSCALLS,
+];
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Support {
-    Full,
-    /// Implemented with the limits the note describes.
-    Partial(&'static str),
+/// The Linux x86-64 system call table the sentry serves. Built once: it
+/// is a constant of the program, not state of any kernel.
+pub fn linux64() -> &'static SyscallTable {
+    static TABLE: OnceLock<SyscallTable> = OnceLock::new();
+    TABLE.get_or_init(|| SyscallTable::new(FAMILIES))
 }
 
-/// How `--strace` prints an argument.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Arg {
-    /// Signed decimal.
-    Int,
-    /// Hexadecimal (flags, addresses).
-    Hex,
-    /// A NUL-terminated string read from application memory.
-    Str,
-}
-
-#[derive(Clone, Copy)]
-pub struct Entry {
-    pub nr: usize,
-    pub handler: Handler,
-    pub support: Support,
-    pub args: &'static [Arg],
-}
-
-/// Declares a table entry: `sys!(READ, sys_read, [Int, Hex, Int])`, with an
-/// optional `partial "note"`.
-#[macro_export]
-macro_rules! sys {
-    ($nr:ident, $h:path, [$($a:ident),*]) => {
-        $crate::syscalls::Entry { nr: abi::syscalls::nr::$nr, handler: $h, support: $crate::syscalls::Support::Full, args: &[$($crate::syscalls::Arg::$a),*] }
-    };
-    ($nr:ident, $h:path, [$($a:ident),*], partial $note:expr) => {
-        $crate::syscalls::Entry { nr: abi::syscalls::nr::$nr, handler: $h, support: $crate::syscalls::Support::Partial($note), args: &[$($crate::syscalls::Arg::$a),*] }
-    };
-}
-
-/// Every family's table; a new family adds one line here.
-fn families() -> Vec<&'static [Entry]> {
-    vec![
-        sys_process::SYSCALLS,
-        sys_mm::SYSCALLS,
-        sys_signal::SYSCALLS,
-        sys_misc::SYSCALLS,
-        sys_read_write::SYSCALLS,
-        sys_file::SYSCALLS,
-        sys_pipe::SYSCALLS,
-        sys_futex::SYSCALLS,
-        sys_timer::SYSCALLS,
-        sys_fd::SYSCALLS,
-        sys_fs_write::SYSCALLS,
-        sys_socket::SYSCALLS,
-        sys_epoll::SYSCALLS,
-        sys_eventfd::SYSCALLS,
-        sys_timerfd::SYSCALLS,
-        sys_signalfd::SYSCALLS,
-        sys_select::SYSCALLS,
-        sys_sched::SYSCALLS,
-    ]
-}
-
-/// The table indexed by number.
-pub fn table() -> &'static [Option<Entry>] {
-    static TABLE: OnceLock<Vec<Option<Entry>>> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        let mut t: Vec<Option<Entry>> = vec![None; NR_SYSCALLS];
-        for fam in families() {
-            for e in fam {
-                assert!(t[e.nr].is_none(), "system call {} declared twice", SYSCALL_NAMES[e.nr]);
-                t[e.nr] = Some(*e);
-            }
-        }
-        t
-    })
-}
-
-pub fn name(nr: usize) -> &'static str {
-    SYSCALL_NAMES.get(nr).copied().filter(|n| !n.is_empty()).unwrap_or("unknown")
-}
-
-/// One line per x86-64 system call: number, name, support level.
+/// One line per x86-64 system call: number, name, support level (`veil
+/// syscalls`).
 pub fn report() -> String {
-    let mut out = String::new();
-    let t = table();
-    for (nr, name) in SYSCALL_NAMES.iter().enumerate() {
-        if name.is_empty() {
-            continue;
-        }
-        let level = match t[nr].map(|e| e.support) {
-            Some(Support::Full) => "supported".to_string(),
-            Some(Support::Partial(note)) => format!("partial: {note}"),
-            None => "ENOSYS".to_string(),
-        };
-        out.push_str(&format!("{nr:>3}  {name:<24} {level}\n"));
-    }
-    out
-}
-
-/// Runs the system call the task stopped at and returns what to put in rax
-/// (or an errno, including the ERESTART* family the signal code resolves).
-pub fn dispatch(t: &mut TaskCtx) -> SysResult<u64> {
-    let nr = t.cpu.regs.orig_rax as usize;
-    let args = t.cpu.regs.syscall_args();
-    let entry = table().get(nr).copied().flatten();
-    let strace = t.kernel().config.strace;
-    let prefix = if strace { Some(strace::enter(t, nr, entry.as_ref(), &args)) } else { None };
-    let result = match entry {
-        Some(e) => (e.handler)(t, &args),
-        None => {
-            t.kernel().report_unsupported(nr);
-            Err(Errno::ENOSYS)
-        }
-    };
-    if let Some(p) = prefix {
-        strace::exit(t, p, &result);
-    }
-    result
+    linux64().report()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use abi::SYSCALL_NAMES;
 
     #[test]
     fn table_builds_without_duplicates_and_names_match() {
-        let t = table();
+        let t = linux64();
         let mut n = 0;
-        for (nr, e) in t.iter().enumerate() {
+        for (nr, e) in t.entries().iter().enumerate() {
             if let Some(e) = e {
                 assert_eq!(e.nr, nr);
                 assert!(!SYSCALL_NAMES[nr].is_empty());

@@ -2,9 +2,11 @@
 //! listing, links, access checks, the working directory, descriptor
 //! duplication, fcntl, ioctl, umask.
 
+use super::caller::caller;
+use super::path::{fs_context, resolve_at, start_at, AT_FDCWD};
 use super::{Args, Entry};
-use crate::fs::node::{Caller, LinkTarget, S_IFDIR, S_IFLNK, S_IFMT};
-use crate::fs::vfs::{Follow, FsContext, Location};
+use crate::fs::node::{LinkTarget, S_IFDIR, S_IFLNK, S_IFMT};
+use crate::fs::vfs::Follow;
 use crate::fs::{DirEntry, OpenFile};
 use crate::sys;
 use crate::task::TaskCtx;
@@ -41,37 +43,6 @@ pub const SYSCALLS: &[Entry] = &[
     sys!(UMASK, sys_umask, [Hex]),
 ];
 
-const AT_FDCWD: i32 = libc::AT_FDCWD;
-
-pub(crate) fn caller(t: &TaskCtx) -> Caller<'_> {
-    Caller::new(t.kernel(), t.tgid(), t.tid())
-}
-
-/// The caller's root and cwd, copied out of the lock: resolution may read
-/// them again (`/proc/self/cwd`).
-pub(crate) fn fs_context(t: &TaskCtx) -> FsContext {
-    t.fs().lock().unwrap().clone()
-}
-
-/// Where a relative path starts: the cwd, or a directory descriptor.
-pub(crate) fn start_at(t: &TaskCtx, fs: &FsContext, dirfd: i32, path: &[u8]) -> SysResult<Location> {
-    if path.first() == Some(&b'/') || dirfd == AT_FDCWD {
-        return Ok(fs.cwd.clone());
-    }
-    let f = t.files().get(dirfd)?;
-    match &f.location {
-        Some(l) if l.is_dir() => Ok(l.clone()),
-        _ => Err(Errno::ENOTDIR),
-    }
-}
-
-/// Resolves (dirfd, path) to a place.
-pub(crate) fn resolve_at(t: &TaskCtx, dirfd: i32, path: &[u8], follow: Follow) -> SysResult<Location> {
-    let fs = fs_context(t);
-    let start = start_at(t, &fs, dirfd, path)?;
-    fs.vfs.resolve(&caller(t), &fs.root, &start, path, follow)
-}
-
 fn do_open(t: &TaskCtx, dirfd: i32, path_addr: u64, flags: u32, mode: u32) -> SysResult<u64> {
     let path = t.read_path(path_addr)?;
     let fs = fs_context(t);
@@ -98,9 +69,9 @@ fn sys_close(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     let f = t.files().get(fd)?;
     // Closing any descriptor of a file drops the process's record locks
     // on it (POSIX semantics sqlite works around, and relies on).
-    if f.has_locks.load(std::sync::atomic::Ordering::Relaxed) {
-        if let Ok(key) = super::sys_fs_write::lock_key(&f) {
-            crate::fs::lock::table().release(key, crate::fs::lock::Owner::Process(t.tgid()));
+    if f.has_locks() {
+        if let Ok(key) = crate::fs::lock::key_of(&f) {
+            t.kernel().locks.release(key, crate::fs::lock::Owner::Process(t.tgid()));
         }
     }
     drop(f);
@@ -445,7 +416,7 @@ unsafe impl abi::types::Pod for Flock {}
 pub fn flock_range(fl: &Flock, file: &OpenFile) -> SysResult<(u64, u64)> {
     let base: i64 = match fl.l_whence as i32 {
         libc::SEEK_SET => 0,
-        libc::SEEK_CUR => *file.offset.lock().unwrap() as i64,
+        libc::SEEK_CUR => file.position()? as i64,
         libc::SEEK_END => file.ops.stat()?.st_size,
         _ => return Err(Errno::EINVAL),
     };
@@ -465,7 +436,7 @@ pub fn flock_range(fl: &Flock, file: &OpenFile) -> SysResult<(u64, u64)> {
 /// fcntl record locks: process-owned (F_*LK) and description-owned
 /// (F_OFD_*LK) byte ranges of one shared space.
 fn record_lock(t: &TaskCtx, file: &Arc<OpenFile>, cmd: i32, arg: u64) -> SysResult<u64> {
-    use crate::fs::lock::{self, Owner, Want};
+    use crate::fs::lock::{Owner, Want};
     let mut fl: Flock = t.read_obj(arg)?;
     let ofd = matches!(cmd, libc::F_OFD_GETLK | libc::F_OFD_SETLK | libc::F_OFD_SETLKW);
     if ofd && fl.l_pid != 0 {
@@ -474,10 +445,9 @@ fn record_lock(t: &TaskCtx, file: &Arc<OpenFile>, cmd: i32, arg: u64) -> SysResu
     if file.flags() & libc::O_PATH as u32 != 0 {
         return Err(Errno::EBADF);
     }
-    install_liveness(t);
     let owner = if ofd { Owner::File(Arc::as_ptr(file) as usize) } else { Owner::Process(t.tgid()) };
     let (start, end) = flock_range(&fl, file)?;
-    let key = super::sys_fs_write::lock_key(file)?;
+    let key = crate::fs::lock::key_of(file)?;
     let write = match fl.l_type as i32 {
         libc::F_RDLCK => Some(false),
         libc::F_WRLCK => Some(true),
@@ -486,7 +456,7 @@ fn record_lock(t: &TaskCtx, file: &Arc<OpenFile>, cmd: i32, arg: u64) -> SysResu
     };
     if matches!(cmd, libc::F_GETLK | libc::F_OFD_GETLK) {
         let w = write.ok_or(Errno::EINVAL)?;
-        match lock::table().test(key, owner, start, end, w) {
+        match t.kernel().locks.test(key, owner, start, end, w) {
             None => fl.l_type = libc::F_UNLCK as i16,
             Some(r) => {
                 fl.l_type = if r.write { libc::F_WRLCK } else { libc::F_RDLCK } as i16;
@@ -507,20 +477,10 @@ fn record_lock(t: &TaskCtx, file: &Arc<OpenFile>, cmd: i32, arg: u64) -> SysResu
         Some(true) if !file.writable() => return Err(Errno::EBADF),
         _ => {}
     }
-    file.has_locks.store(true, std::sync::atomic::Ordering::Relaxed);
+    file.took_lock(&t.kernel().locks);
     let wait = matches!(cmd, libc::F_SETLKW | libc::F_OFD_SETLKW);
-    lock::table().lock(t, key, owner, Want::Range { start, end, write }, wait, Errno::EAGAIN)?;
+    t.kernel().locks.lock(t, key, owner, Want::Range { start, end, write }, wait, Errno::EAGAIN)?;
     Ok(0)
-}
-
-/// Tells the lock table how to see that a lock's process has exited.
-fn install_liveness(t: &TaskCtx) {
-    let k = Arc::downgrade(t.kernel());
-    crate::fs::lock::set_process_alive(Box::new(move |pid| {
-        let Some(k) = k.upgrade() else { return false };
-        let g = k.tree.lock().unwrap().groups.get(&pid).cloned();
-        g.is_some_and(|g| g.state.lock().unwrap().zombie.is_none())
-    }));
 }
 
 fn sys_ioctl(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {

@@ -130,7 +130,7 @@ fn do_clone(t: &mut TaskCtx, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: 
         };
         child.set_comm(parent.comm_string().as_bytes());
         *child.creds.lock().unwrap() = parent.creds.lock().unwrap().clone();
-        *child.sched.lock().unwrap() = inherited_sched(*parent.sched.lock().unwrap());
+        *child.sched.lock().unwrap() = parent.sched.lock().unwrap().inherited();
         tree.tasks.insert(tid, child.clone());
         (child, ns_tid)
     };
@@ -234,7 +234,7 @@ fn sys_execve(t: &mut TaskCtx, a: &super::Args) -> SysResult<u64> {
     // exec_mm_release).
     let task = t.task.clone();
     end_other_threads(&task);
-    crate::syscalls::sys_futex::exit_robust_list(t);
+    crate::futex::exit_robust_list(t);
     let context = kernel.platform.new_context().map_err(|_| Errno::ENOMEM)?;
     *task.mm.lock().unwrap() = Some(mm);
     *task.context.lock().unwrap() = context;
@@ -574,13 +574,4 @@ fn sys_waitid(t: &mut TaskCtx, a: &super::Args) -> SysResult<u64> {
         t.write_obj(a[4], &abi::types::Rusage::default())?;
     }
     Ok(0)
-}
-
-/// A new task's scheduling attributes: its parent's, unless the parent asked
-/// for SCHED_RESET_ON_FORK (then the default policy and no negative nice).
-fn inherited_sched(parent: super::sys_sched::SchedAttrs) -> super::sys_sched::SchedAttrs {
-    if parent.policy & super::sys_sched::SCHED_RESET_ON_FORK == 0 {
-        return parent;
-    }
-    super::sys_sched::SchedAttrs { nice: parent.nice.max(0), ..Default::default() }
 }

@@ -1,15 +1,20 @@
 //! Data transfer: read, write and their positional and vectored forms,
-//! lseek, sendfile, and readiness (poll, ppoll).
+//! lseek, sendfile, splice and vmsplice.
+//!
+//! Every call that uses a description's position goes through the
+//! description (`read`/`write`/`seek`, or `OpenFile::position`), never a
+//! copy of it: a host descriptor (stdio redirected to a file) shares its
+//! one position with the caller and every process holding it.
 
+use super::iovec::{gather, read_iovecs, MAX_IO};
 use super::{Args, Entry};
 use crate::fs::OpenFile;
 use crate::sys;
 use crate::task::TaskCtx;
 use crate::SysResult;
-use abi::types::{Iovec, PollFd, Pod, Timespec};
+use abi::types::Iovec;
 use abi::Errno;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 pub const SYSCALLS: &[Entry] = &[
     sys!(READ, sys_read, [Int, Hex, Int], partial "at most 4 MiB per call (a short read)"),
@@ -19,15 +24,14 @@ pub const SYSCALLS: &[Entry] = &[
     sys!(READV, sys_readv, [Int, Hex, Int]),
     sys!(WRITEV, sys_writev, [Int, Hex, Int]),
     sys!(LSEEK, sys_lseek, [Int, Int, Int]),
+    sys!(PREADV, sys_preadv, [Int, Hex, Int, Int]),
+    sys!(PWRITEV, sys_pwritev, [Int, Hex, Int, Int]),
+    sys!(PREADV2, sys_preadv2, [Int, Hex, Int, Int, Int, Hex], partial "RWF_NOWAIT and RWF_APPEND fail with EOPNOTSUPP; RWF_DSYNC/RWF_SYNC add no flush"),
+    sys!(PWRITEV2, sys_pwritev2, [Int, Hex, Int, Int, Int, Hex], partial "RWF_NOWAIT and RWF_APPEND fail with EOPNOTSUPP; RWF_DSYNC/RWF_SYNC add no flush"),
     sys!(SENDFILE, sys_sendfile, [Int, Int, Hex, Int], partial "served by the sentry as read+write"),
-    sys!(POLL, sys_poll, [Hex, Int, Int], partial "an interrupted poll returns EINTR (Linux restarts it when the handler has SA_RESTART)"),
-    sys!(PPOLL, sys_ppoll, [Hex, Int, Hex, Hex, Int]),
+    sys!(SPLICE, sys_splice, [Int, Hex, Int, Hex, Int, Hex], partial "copies through the sentry"),
+    sys!(VMSPLICE, sys_vmsplice, [Int, Hex, Int, Hex], partial "copies (SPLICE_F_GIFT moves nothing)"),
 ];
-
-/// Most bytes moved by one read or write (Linux allows ~2 GiB; a shorter
-/// transfer is always legal and bounds the sentry's buffer).
-pub(crate) const MAX_IO: usize = 4 << 20;
-const IOV_MAX: u64 = 1024;
 
 fn readable_file(t: &TaskCtx, fd: i32) -> SysResult<Arc<OpenFile>> {
     let f = t.files().get(fd)?;
@@ -91,44 +95,18 @@ fn sys_pwrite64(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     Ok(f.ops.write_at(t, &buf, off)? as u64)
 }
 
-/// Reads an iovec array; `too_many` is the errno for more than IOV_MAX
-/// entries (EINVAL for readv/writev, EMSGSIZE for sendmsg/recvmsg).
-pub(crate) fn read_iovecs(t: &TaskCtx, addr: u64, count: u64, too_many: Errno) -> SysResult<Vec<Iovec>> {
-    if count > IOV_MAX {
-        return Err(too_many);
-    }
-    let raw = t.copy_in(addr, count as usize * std::mem::size_of::<Iovec>())?;
-    let v: Vec<Iovec> = raw.chunks_exact(std::mem::size_of::<Iovec>()).map(Iovec::from_bytes).collect();
-    let mut total: u64 = 0;
-    for iov in &v {
-        total = total.checked_add(iov.len).filter(|&x| (x as i64) >= 0).ok_or(Errno::EINVAL)?;
-    }
-    Ok(v)
-}
-
-/// The bytes of `iov` in order, at most MAX_IO of them: one write of the
-/// gathered bytes keeps small writev/sendmsg calls atomic, as on Linux.
-pub(crate) fn gather(t: &TaskCtx, iov: &[Iovec]) -> SysResult<Vec<u8>> {
-    let mut buf = Vec::new();
+/// readv/preadv: one read (at `at`, or at the description's position) of
+/// up to the iovecs' total, scattered over them.
+fn read_iov(t: &TaskCtx, f: &OpenFile, iov: &[Iovec], at: Option<u64>) -> SysResult<u64> {
     for v in iov {
-        let room = MAX_IO - buf.len();
-        if room == 0 {
-            break;
-        }
-        buf.extend(t.copy_in(v.base, (v.len as usize).min(room))?);
-    }
-    Ok(buf)
-}
-
-fn sys_readv(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
-    let f = readable_file(t, a[0] as i32)?;
-    let iov = read_iovecs(t, a[1], a[2], Errno::EINVAL)?;
-    for v in &iov {
         t.check_writable(v.base, v.len as usize)?;
     }
     let total: u64 = iov.iter().map(|v| v.len).sum();
     let mut buf = vec![0u8; (total as usize).min(MAX_IO)];
-    let n = f.ops.read(t, &f, &mut buf)?;
+    let n = match at {
+        Some(off) => f.ops.read_at(Some(t), &mut buf, off)?,
+        None => f.ops.read(t, f, &mut buf)?,
+    };
     let mut done = 0;
     for v in iov {
         if done == n {
@@ -141,11 +119,73 @@ fn sys_readv(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     Ok(n as u64)
 }
 
+/// writev/pwritev: one write of the gathered bytes.
+fn write_iov(t: &TaskCtx, f: &OpenFile, iov: &[Iovec], at: Option<u64>) -> SysResult<u64> {
+    let buf = gather(t, iov)?;
+    let n = match at {
+        Some(off) => f.ops.write_at(t, &buf, off)?,
+        None => f.ops.write(t, f, &buf)?,
+    };
+    Ok(n as u64)
+}
+
+fn sys_readv(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let f = readable_file(t, a[0] as i32)?;
+    let iov = read_iovecs(t, a[1], a[2], Errno::EINVAL)?;
+    read_iov(t, &f, &iov, None)
+}
+
 fn sys_writev(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     let f = writable_file(t, a[0] as i32)?;
     let iov = read_iovecs(t, a[1], a[2], Errno::EINVAL)?;
-    let buf = gather(t, &iov)?;
-    Ok(f.ops.write(t, &f, &buf)? as u64)
+    write_iov(t, &f, &iov, None)
+}
+
+// preadv2/pwritev2 flags.
+const RWF_HIPRI: u64 = 0x1;
+const RWF_DSYNC: u64 = 0x2;
+const RWF_SYNC: u64 = 0x4;
+const RWF_NOWAIT: u64 = 0x8;
+const RWF_APPEND: u64 = 0x10;
+
+/// The offset of preadv2/pwritev2: -1 is the description's position (as
+/// readv/writev), another negative one EINVAL. On x86-64 the whole offset
+/// is in the low argument; the high one is ignored, as Linux ignores it.
+/// Flags Linux knows but the sentry does not serve fail with EOPNOTSUPP,
+/// as Linux fails them on files that cannot honour them.
+fn v2_offset(off: u64, flags: u64) -> SysResult<Option<u64>> {
+    if flags & !(RWF_HIPRI | RWF_DSYNC | RWF_SYNC | RWF_NOWAIT | RWF_APPEND) != 0 || flags & (RWF_NOWAIT | RWF_APPEND) != 0 {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    match off as i64 {
+        -1 => Ok(None),
+        o if o < 0 => Err(Errno::EINVAL),
+        o => Ok(Some(o as u64)),
+    }
+}
+
+fn sys_preadv(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let f = readable_file(t, a[0] as i32)?;
+    let iov = read_iovecs(t, a[1], a[2], Errno::EINVAL)?;
+    read_iov(t, &f, &iov, Some(offset_arg(a[3])?))
+}
+
+fn sys_pwritev(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let f = writable_file(t, a[0] as i32)?;
+    let iov = read_iovecs(t, a[1], a[2], Errno::EINVAL)?;
+    write_iov(t, &f, &iov, Some(offset_arg(a[3])?))
+}
+
+fn sys_preadv2(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let f = readable_file(t, a[0] as i32)?;
+    let iov = read_iovecs(t, a[1], a[2], Errno::EINVAL)?;
+    read_iov(t, &f, &iov, v2_offset(a[3], a[5])?)
+}
+
+fn sys_pwritev2(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let f = writable_file(t, a[0] as i32)?;
+    let iov = read_iovecs(t, a[1], a[2], Errno::EINVAL)?;
+    write_iov(t, &f, &iov, v2_offset(a[3], a[5])?)
 }
 
 fn sys_lseek(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
@@ -156,23 +196,30 @@ fn sys_lseek(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     f.ops.seek(&f, a[1] as i64, a[2] as i32)
 }
 
-fn sys_sendfile(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
-    let (out_fd, in_fd, off_addr) = (a[0] as i32, a[1] as i32, a[2]);
-    let input = readable_file(t, in_fd)?;
-    let output = writable_file(t, out_fd)?;
-    if output.flags() & libc::O_APPEND as u32 != 0 {
+/// Reads the offset a pointer argument names (None for a null pointer).
+fn offset_at(t: &TaskCtx, addr: u64) -> SysResult<Option<u64>> {
+    if addr == 0 {
+        return Ok(None);
+    }
+    let o: i64 = t.read_obj(addr)?;
+    if o < 0 {
         return Err(Errno::EINVAL);
     }
-    let count = io_len(a[3])?;
-    let mut pos: Option<u64> = if off_addr != 0 {
-        let o: i64 = t.read_obj(off_addr)?;
-        if o < 0 {
-            return Err(Errno::EINVAL);
-        }
-        Some(o as u64)
-    } else {
-        None
-    };
+    Ok(Some(o as u64))
+}
+
+fn is_pipe(f: &OpenFile) -> bool {
+    f.ops.stat().map(|s| s.st_mode & libc::S_IFMT == libc::S_IFIFO).unwrap_or(false)
+}
+
+/// Moves up to `count` bytes from `input` to `output` through the sentry:
+/// at `*from`/`*to` when given (positional; advanced by what moved), else
+/// through the descriptions' own positions (`read`/`write`). Bytes read
+/// but not written are put back (a seekable input) so none is lost.
+/// `once`: one chunk only (a pipe output must not block on a full pipe
+/// after data moved). Returns the bytes moved, or the error of a transfer
+/// that moved none.
+fn transfer(t: &TaskCtx, input: &OpenFile, from: &mut Option<u64>, output: &OpenFile, to: &mut Option<u64>, count: usize, once: bool) -> SysResult<usize> {
     // Only a regular file is read more than once: a second read of a pipe
     // could block after data was already moved.
     let regular = input.ops.stat().map(|s| s.st_mode & libc::S_IFMT == libc::S_IFREG).unwrap_or(false);
@@ -183,9 +230,9 @@ fn sys_sendfile(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
             break Ok(());
         }
         let want = buf.len().min(count - done);
-        let got = match pos {
+        let got = match *from {
             Some(p) => input.ops.read_at(Some(t), &mut buf[..want], p),
-            None => input.ops.read(t, &input, &mut buf[..want]),
+            None => input.ops.read(t, input, &mut buf[..want]),
         };
         let got = match got {
             Ok(0) => break Ok(()),
@@ -193,73 +240,126 @@ fn sys_sendfile(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
             Err(e) => break Err(e),
         };
         let mut written = 0;
+        let mut failed = None;
         while written < got {
-            match output.ops.write(t, &output, &buf[written..got]) {
+            let r = match *to {
+                Some(p) => output.ops.write_at(t, &buf[written..got], p + written as u64),
+                None => output.ops.write(t, output, &buf[written..got]),
+            };
+            match r {
                 Ok(0) => break,
                 Ok(n) => written += n,
                 Err(e) => {
-                    if written == 0 && done == 0 {
-                        return Err(e);
-                    }
+                    failed = Some(e);
                     break;
                 }
             }
         }
-        if let Some(p) = pos.as_mut() {
+        match from.as_mut() {
+            Some(p) => *p += written as u64,
+            None if written < got => {
+                let _ = input.ops.seek(input, -((got - written) as i64), libc::SEEK_CUR);
+            }
+            None => {}
+        }
+        if let Some(p) = to.as_mut() {
             *p += written as u64;
-        } else if written < got {
-            // Put back what could not be written, when the input can seek.
-            let _ = input.ops.seek(&input, -((got - written) as i64), libc::SEEK_CUR);
         }
         done += written;
-        if written < got || got < want || !regular {
+        if let Some(e) = failed {
+            break Err(e);
+        }
+        if written < got || got < want || !regular || once {
             break Ok(());
         }
     };
-    if let Some(p) = pos {
-        t.write_obj(off_addr, &(p as i64))?;
-    }
     match result {
         Err(e) if done == 0 => Err(e),
-        _ => Ok(done as u64),
+        _ => Ok(done),
     }
 }
 
-fn poll_common(t: &TaskCtx, addr: u64, nfds: u64, deadline: Option<Instant>, interrupted: Errno) -> SysResult<u64> {
-    if nfds > t.files().limit() as u64 {
+fn sys_sendfile(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let (out_fd, in_fd, off_addr) = (a[0] as i32, a[1] as i32, a[2]);
+    let input = readable_file(t, in_fd)?;
+    let output = writable_file(t, out_fd)?;
+    if output.flags() & libc::O_APPEND as u32 != 0 {
         return Err(Errno::EINVAL);
     }
-    let size = std::mem::size_of::<PollFd>();
-    let raw = t.copy_in(addr, nfds as usize * size)?;
-    let mut fds: Vec<PollFd> = raw.chunks_exact(size).map(PollFd::from_bytes).collect();
-    let n = match crate::fs::readiness::poll(t, &mut fds, deadline) {
-        Err(e) if e == Errno::ERESTARTSYS => return Err(interrupted),
-        r => r?,
-    };
-    let out: Vec<u8> = fds.iter().flat_map(|p| p.as_bytes().to_vec()).collect();
-    t.copy_out(addr, &out)?;
-    Ok(n as u64)
+    let count = io_len(a[3])?;
+    let mut from = offset_at(t, off_addr)?;
+    let once = is_pipe(&output);
+    let r = transfer(t, &input, &mut from, &output, &mut None, count, once);
+    if let Some(p) = from {
+        t.write_obj(off_addr, &(p as i64))?;
+    }
+    Ok(r? as u64)
 }
 
-fn sys_poll(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
-    let ms = a[2] as i32;
-    let deadline = if ms < 0 { None } else { Some(Instant::now() + Duration::from_millis(ms as u64)) };
-    poll_common(t, a[0], a[1], deadline, Errno::EINTR)
-}
+const SPLICE_F_NONBLOCK: u64 = 2;
+const SPLICE_F_ALL: u64 = 0xf;
 
-fn sys_ppoll(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
-    let mask = crate::fs::readiness::read_sigmask(t, a[3], a[4])?;
-    let deadline = if a[2] == 0 {
-        None
-    } else {
-        let ts: Timespec = t.read_obj(a[2])?;
-        if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
-            return Err(Errno::EINVAL);
+fn sys_splice(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let (in_fd, off_in, out_fd, off_out, flags) = (a[0] as i32, a[1], a[2] as i32, a[3], a[5]);
+    if flags & !SPLICE_F_ALL != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let input = readable_file(t, in_fd)?;
+    let output = writable_file(t, out_fd)?;
+    let (in_pipe, out_pipe) = (is_pipe(&input), is_pipe(&output));
+    if !in_pipe && !out_pipe {
+        return Err(Errno::EINVAL);
+    }
+    if (in_pipe && off_in != 0) || (out_pipe && off_out != 0) {
+        return Err(Errno::ESPIPE);
+    }
+    if !out_pipe && output.flags() & libc::O_APPEND as u32 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if Arc::ptr_eq(&input, &output) {
+        return Err(Errno::EINVAL);
+    }
+    let count = io_len(a[4])?;
+    if count == 0 {
+        return Ok(0);
+    }
+    if flags & SPLICE_F_NONBLOCK != 0 {
+        // Only the pipe side is non-blocking, as on Linux.
+        use crate::fs::events::{POLLHUP, POLLIN, POLLOUT};
+        let empty = in_pipe && input.ops.readiness() & (POLLIN | POLLHUP) == 0;
+        let full = out_pipe && output.ops.readiness() & POLLOUT == 0;
+        if empty || full {
+            return Err(Errno::EAGAIN);
         }
-        Some(Instant::now() + Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
-    };
-    crate::fs::readiness::swap_mask(t, mask);
-    let r = poll_common(t, a[0], a[1], deadline, Errno::ERESTARTNOHAND);
-    crate::fs::readiness::restore_mask(t, mask.is_some(), &r);
-    r
+    }
+    let mut from = offset_at(t, off_in)?;
+    let mut to = offset_at(t, off_out)?;
+    let r = transfer(t, &input, &mut from, &output, &mut to, count, out_pipe);
+    if let Some(p) = from {
+        t.write_obj(off_in, &(p as i64))?;
+    }
+    if let Some(p) = to {
+        t.write_obj(off_out, &(p as i64))?;
+    }
+    Ok(r? as u64)
+}
+
+/// vmsplice: the pipe's write end takes the iovecs' bytes (writev), its
+/// read end fills them (readv).
+fn sys_vmsplice(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    if a[3] & !SPLICE_F_ALL != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let f = t.files().get(a[0] as i32)?;
+    if !is_pipe(&f) {
+        return Err(Errno::EBADF);
+    }
+    let iov = read_iovecs(t, a[1], a[2], Errno::EINVAL)?;
+    if f.writable() {
+        write_iov(t, &f, &iov, None)
+    } else if f.readable() {
+        read_iov(t, &f, &iov, None)
+    } else {
+        Err(Errno::EBADF)
+    }
 }

@@ -1,7 +1,7 @@
 //! `--strace`: each application system call with its arguments and the
 //! result the sentry served, one line on the sandbox's log (stderr).
 
-use super::{name, Arg, Args, Entry};
+use crate::syscall_table::{name, Arg, Args, Entry};
 use crate::task::TaskCtx;
 use crate::SysResult;
 use std::fmt::Write;

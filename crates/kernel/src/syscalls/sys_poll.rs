@@ -1,5 +1,5 @@
-//! select and pselect6, on the readiness engine shared with epoll
-//! (fs/readiness.rs).
+//! poll, ppoll, select and pselect6, on the readiness engine shared with
+//! epoll (fs/readiness.rs).
 
 use super::{Args, Entry};
 use crate::fs::events::*;
@@ -8,12 +8,14 @@ use crate::fs::OpenFile;
 use crate::sys;
 use crate::task::TaskCtx;
 use crate::SysResult;
-use abi::types::{Timespec, Timeval};
+use abi::types::{PollFd, Pod, Timespec, Timeval};
 use abi::Errno;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub const SYSCALLS: &[Entry] = &[
+    sys!(POLL, sys_poll, [Hex, Int, Int], partial "an interrupted poll returns EINTR (Linux restarts it when the handler has SA_RESTART)"),
+    sys!(PPOLL, sys_ppoll, [Hex, Int, Hex, Hex, Int]),
     sys!(SELECT, sys_select, [Int, Hex, Hex, Hex, Hex]),
     sys!(PSELECT6, sys_pselect6, [Int, Hex, Hex, Hex, Hex, Hex]),
 ];
@@ -185,6 +187,45 @@ fn sys_pselect6(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
         let ts = Timespec { tv_sec: left.as_secs() as i64, tv_nsec: left.subsec_nanos() as i64 };
         let _ = t.write_obj(ts_addr, &ts);
     }
+    r
+}
+
+fn poll_common(t: &TaskCtx, addr: u64, nfds: u64, deadline: Option<Instant>, interrupted: Errno) -> SysResult<u64> {
+    if nfds > t.files().limit() as u64 {
+        return Err(Errno::EINVAL);
+    }
+    let size = std::mem::size_of::<PollFd>();
+    let raw = t.copy_in(addr, nfds as usize * size)?;
+    let mut fds: Vec<PollFd> = raw.chunks_exact(size).map(PollFd::from_bytes).collect();
+    let n = match crate::fs::readiness::poll(t, &mut fds, deadline) {
+        Err(e) if e == Errno::ERESTARTSYS => return Err(interrupted),
+        r => r?,
+    };
+    let out: Vec<u8> = fds.iter().flat_map(|p| p.as_bytes().to_vec()).collect();
+    t.copy_out(addr, &out)?;
+    Ok(n as u64)
+}
+
+fn sys_poll(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let ms = a[2] as i32;
+    let deadline = if ms < 0 { None } else { Some(Instant::now() + Duration::from_millis(ms as u64)) };
+    poll_common(t, a[0], a[1], deadline, Errno::EINTR)
+}
+
+fn sys_ppoll(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
+    let mask = crate::fs::readiness::read_sigmask(t, a[3], a[4])?;
+    let deadline = if a[2] == 0 {
+        None
+    } else {
+        let ts: Timespec = t.read_obj(a[2])?;
+        if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
+            return Err(Errno::EINVAL);
+        }
+        Some(Instant::now() + Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+    };
+    crate::fs::readiness::swap_mask(t, mask);
+    let r = poll_common(t, a[0], a[1], deadline, Errno::ERESTARTNOHAND);
+    crate::fs::readiness::restore_mask(t, mask.is_some(), &r);
     r
 }
 
