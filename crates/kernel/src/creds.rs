@@ -104,6 +104,7 @@ pub mod cap {
     pub const SETUID: u32 = 7;
     pub const SETPCAP: u32 = 8;
     pub const LINUX_IMMUTABLE: u32 = 9;
+    pub const IPC_LOCK: u32 = 14;
     pub const SYS_NICE: u32 = 23;
     pub const SYS_RESOURCE: u32 = 24;
     pub const MKNOD: u32 = 27;

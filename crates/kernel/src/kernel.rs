@@ -647,6 +647,8 @@ impl ThreadGroup {
             prof_timer: Default::default(),
             exited_times: Default::default(),
             children_times: Default::default(),
+            personality: Default::default(),
+            membarrier_registered: Default::default(),
         })
     }
 }

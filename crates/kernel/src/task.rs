@@ -94,6 +94,10 @@ pub struct ThreadGroup {
     pub exited_times: crate::time::CpuTimes,
     /// CPU time of reaped children (RUSAGE_CHILDREN, times' cutime).
     pub children_times: crate::time::CpuTimes,
+    /// personality(2)'s execution domain and flags (inherited by fork).
+    pub personality: std::sync::atomic::AtomicU32,
+    /// The membarrier commands the process registered for (MEMBARRIER_CMD_REGISTER_*).
+    pub membarrier_registered: std::sync::atomic::AtomicU32,
 }
 
 pub struct Task {

@@ -84,6 +84,7 @@ const ALLOWED: &[(libc::c_long, Allow)] = &[
     (libc::SYS_exit_group, Always),
     (libc::SYS_prctl, Always),          // thread names, PDEATHSIG of stubs
     (libc::SYS_getrandom, Always),      // HashMap seeds
+    (libc::SYS_membarrier, ArgIn { index: 0, values: &[1] }), // MEMBARRIER_CMD_GLOBAL, serving the application's membarrier
 
     // Memory: allocator, thread stacks, the memory file mapping; and the
     // calls injected into ptrace stubs to build application address spaces.

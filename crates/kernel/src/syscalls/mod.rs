@@ -23,10 +23,15 @@ pub mod sys_flock;
 pub mod sys_futex;
 pub mod sys_identity;
 pub mod sys_inotify;
+pub mod sys_host_privileged;
 pub mod sys_link;
 pub mod sys_memfd;
+pub mod sys_mlock;
+pub mod sys_membarrier;
+pub mod sys_kcmp;
 pub mod sys_mm;
 pub mod sys_pipe;
+pub mod sys_personality;
 pub mod sys_poll;
 pub mod sys_prctl;
 pub mod sys_process;
@@ -85,6 +90,11 @@ const FAMILIES: &[&[Entry]] = &[
     sys_utsname::SYSCALLS,
     sys_random::SYSCALLS,
     sys_inotify::SYSCALLS,
+    sys_mlock::SYSCALLS,
+    sys_membarrier::SYSCALLS,
+    sys_personality::SYSCALLS,
+    sys_kcmp::SYSCALLS,
+    sys_host_privileged::SYSCALLS,
 ];
 
 /// The Linux x86-64 system call table the sentry serves. Built once: it

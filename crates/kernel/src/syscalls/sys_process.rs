@@ -111,6 +111,8 @@ fn do_clone(t: &mut TaskCtx, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: 
             let ppid = if flags & CLONE_PARENT != 0 { pst.ppid } else { parent.tgid() };
             let tg = ThreadGroup::new(tid, ppid, pst.pgid, pst.sid, parent.tg.cmdline.lock().unwrap().clone(), parent.tg.exe.lock().unwrap().clone(), parent.tg.container.clone(), parent.tg.rlimits.lock().unwrap().clone());
             drop(pst);
+            let personality = parent.tg.personality.load(std::sync::atomic::Ordering::Relaxed);
+            tg.personality.store(personality, std::sync::atomic::Ordering::Relaxed);
             if let Some(p) = tree.groups.get(&ppid) {
                 p.state.lock().unwrap().children.push(tid);
             }
