@@ -84,7 +84,7 @@ pub struct Event {
 impl Event {
     /// The record's length: the header plus the name, NUL-padded to a
     /// multiple of the header's size as Linux pads it.
-    pub fn len(&self) -> usize {
+    pub fn record_len(&self) -> usize {
         HEADER + name_space(&self.name)
     }
 
@@ -358,7 +358,7 @@ impl Inotify {
             } else {
                 ev
             };
-            s.bytes += ev.len();
+            s.bytes += ev.record_len();
             s.events.push_back(ev);
         }
         self.queue.notify_all();
@@ -369,16 +369,16 @@ impl Inotify {
     pub fn take(&self, size: usize) -> SysResult<Option<Vec<u8>>> {
         let mut s = self.state.lock().unwrap();
         let Some(first) = s.events.front() else { return Ok(None) };
-        if first.len() > size {
+        if first.record_len() > size {
             return Err(Errno::EINVAL);
         }
         let mut out = Vec::new();
         while let Some(ev) = s.events.front() {
-            if out.len() + ev.len() > size {
+            if out.len() + ev.record_len() > size {
                 break;
             }
             let ev = s.events.pop_front().unwrap();
-            s.bytes -= ev.len();
+            s.bytes -= ev.record_len();
             ev.encode(&mut out);
         }
         Ok(Some(out))

@@ -45,7 +45,7 @@ fn may_lock(t: &TaskCtx, bytes: u64) -> SysResult<()> {
     if t.creds().capable(cap::IPC_LOCK) {
         return Ok(());
     }
-    let limit = t.task.tg.rlimits.lock().unwrap().get(libc::RLIMIT_MEMLOCK as u32)?.cur;
+    let limit = t.task.tg.rlimits.lock().unwrap().get(libc::RLIMIT_MEMLOCK)?.cur;
     if limit == 0 {
         return Err(Errno::EPERM);
     }
