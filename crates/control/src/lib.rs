@@ -23,6 +23,8 @@
 //!   seccomp allow-list does not grant: receiving a connection is a
 //!   `recvmsg`, a call the sentry already makes.
 
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 use serde::{Deserialize, Serialize};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
