@@ -25,6 +25,8 @@
 
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod network;
+
 use serde::{Deserialize, Serialize};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};

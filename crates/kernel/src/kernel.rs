@@ -187,9 +187,16 @@ impl Kernel {
     }
 
     /// The sandbox's network stack: the loopback link (`lo`, 127.0.0.1/8
-    /// and ::1), served entirely in the sentry.
+    /// and ::1), served entirely in the sentry, and the links taken over
+    /// from the container's network namespace, if any.
     pub fn net(&self) -> &netstack::Stack {
         self.net.get_or_init(netstack::Stack::loopback)
+    }
+
+    /// Starts the network stack with the container namespace's links
+    /// besides loopback (the `sandbox` mode); before any socket exists.
+    pub fn start_network(&self, links: Vec<netstack::LinkSpec>) {
+        let _ = self.net.set(netstack::Stack::new(links));
     }
 
     /// The system call table the kernel's tasks run against.

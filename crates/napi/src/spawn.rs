@@ -59,6 +59,9 @@ pub struct SpawnOptions {
     /// A network namespace (e.g. /var/run/netns/NAME) for the sandbox to
     /// join; a new, empty one otherwise.
     pub netns_path: Option<String>,
+    /// Hand the namespace's Ethernet links to the sandbox's own stack
+    /// (`sandbox` network mode; default true when `netnsPath` is given).
+    pub take_over_network: Option<bool>,
 }
 
 #[napi(object)]
@@ -87,6 +90,12 @@ pub fn spawn_sandbox(options: SpawnOptions) -> napi::Result<SpawnedSandbox> {
         Some(path) => Some(open_netns(path).map_err(|e| js_error(format!("network namespace {path}: {e}")))?),
         None => None,
     };
+    let taken = match &netns {
+        Some(ns) if options.take_over_network.unwrap_or(true) => {
+            crate::network::take_over(ns).map_err(|e| js_error(format!("taking over the links of network namespace {}: {e}", options.netns_path.as_deref().unwrap_or(""))))?
+        }
+        _ => Vec::new(),
+    };
 
     let (ours, theirs): (Option<OwnedFd>, OwnedFd) = match &options.control_socket_path {
         None => {
@@ -103,13 +112,21 @@ pub fn spawn_sandbox(options: SpawnOptions) -> napi::Result<SpawnedSandbox> {
     let sandbox = (|| {
         let spec = spec_memfd(&options.spec).map_err(|e| js_error(format!("spec memfd: {e}")))?;
         let null = dev_null()?;
-        let sources = [null.as_raw_fd(), stdio[2], stdio[2], theirs.as_raw_fd(), spec.as_raw_fd(), stdio[0], stdio[1], stdio[2], sentry_end.as_raw_fd()];
+        let mut sources = vec![null.as_raw_fd(), stdio[2], stdio[2], theirs.as_raw_fd(), spec.as_raw_fd(), stdio[0], stdio[1], stdio[2], sentry_end.as_raw_fd()];
+        let first_link_fd = sources.len();
+        sources.extend(taken.iter().map(|(_, fd)| fd.as_raw_fd()));
         let scratch = scratch_copies(&sources)?;
         let fds: Vec<RawFd> = scratch.iter().map(AsRawFd::as_raw_fd).collect();
         let mut args: Vec<&str> = options.args.iter().map(String::as_str).collect();
         args.extend(["--control-fd", "3", "--spec-fd", "4", "--stdio-fds", "5,6,7", "--mounts-fd", "8", "--setup-root"]);
         if die_with_parent {
             args.push("--die-with-parent");
+        }
+        let links: Vec<&control::network::TakenLink> = taken.iter().map(|(l, _)| l).collect();
+        let links_json = serde_json::to_string(&links).map_err(|e| js_error(format!("links: {e}")))?;
+        let link_fds = (first_link_fd..first_link_fd + taken.len()).map(|n| n.to_string()).collect::<Vec<_>>().join(",");
+        if !taken.is_empty() {
+            args.extend(["--net-links", &links_json, "--net-fds", &link_fds]);
         }
         let exec = ExecImage::new(&options.binary, &args)?;
         let launch = Launch {

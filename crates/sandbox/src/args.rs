@@ -26,6 +26,10 @@ pub struct BootArgs {
     /// Pivot into an empty read-only root and drop privileges (the
     /// spawner made the namespaces this needs).
     pub setup_root: bool,
+    /// The container namespace's links the sandbox's stack takes over
+    /// (JSON, `control::network::TakenLink`s) and their packet sockets.
+    pub net_links: Option<String>,
+    pub net_fds: Vec<RawFd>,
 }
 
 pub(crate) fn fd(flag: &str, v: &str) -> Result<RawFd, ArgsError> {
@@ -56,6 +60,8 @@ impl BootArgs {
             max_tasks: None,
             mounts_fd: -1,
             setup_root: false,
+            net_links: None,
+            net_fds: Vec::new(),
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -69,6 +75,8 @@ impl BootArgs {
                 "--spec-fd" => spec = Some(fd(flag, &value()?)?),
                 "--mounts-fd" => mounts = Some(fd(flag, &value()?)?),
                 "--setup-root" => out.setup_root = true,
+                "--net-links" => out.net_links = Some(value()?),
+                "--net-fds" => out.net_fds = value()?.split(',').map(|n| fd(flag, n)).collect::<Result<_, _>>()?,
                 "--stdio-fds" => {
                     let v = value()?;
                     let parts: Vec<&str> = v.split(',').collect();

@@ -22,10 +22,10 @@ const MEMORY_FILE_SIZE: u64 = 64 << 30;
 /// signals its foreground process receives.
 const FORWARDED: [i32; 6] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2];
 
-pub(crate) fn take_fd(fd: RawFd, what: &'static str) -> Result<OwnedFd, NotOpen> {
+pub(crate) fn take_fd(fd: RawFd, what: &str) -> Result<OwnedFd, NotOpen> {
     // SAFETY: F_GETFD only queries the descriptor.
     if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-        return Err(NotOpen { what, fd });
+        return Err(NotOpen { what: what.into(), fd });
     }
     // SAFETY: the descriptor was donated to this process for this purpose and
     // nothing else owns it.
@@ -69,6 +69,22 @@ fn host_memory() -> u64 {
         .unwrap_or(2 << 30)
 }
 
+/// The links handed over with `--net-links`/`--net-fds`, as the stack takes them.
+fn taken_links(args: &BootArgs) -> Result<Vec<netstack::LinkSpec>, BootError> {
+    let Some(json) = &args.net_links else { return Ok(Vec::new()) };
+    let links: Vec<control::network::TakenLink> = serde_json::from_str(json).map_err(BootError::NetLinks)?;
+    if links.len() != args.net_fds.len() {
+        return Err(BootError::NetLinkCount { links: links.len(), fds: args.net_fds.len() });
+    }
+    links
+        .into_iter()
+        .zip(&args.net_fds)
+        .map(|(l, &fd)| {
+            Ok(netstack::LinkSpec { fd: take_fd(fd, &l.name)?, name: l.name, mac: l.mac, mtu: l.mtu as usize, addrs: l.addrs, gateways: l.gateways })
+        })
+        .collect()
+}
+
 pub fn run(args: BootArgs) -> Result<(), BootError> {
     if args.setup_root {
         // First, while this is the only thread.
@@ -88,6 +104,7 @@ pub fn run(args: BootArgs) -> Result<(), BootError> {
     let mut spec_file = std::fs::File::from(take_fd(args.spec_fd, "spec")?);
     let stdio = [take_fd(args.stdio_fds[0], "stdin")?, take_fd(args.stdio_fds[1], "stdout")?, take_fd(args.stdio_fds[2], "stderr")?];
     let gofer = take_fd(args.mounts_fd, "mounts")?;
+    let links = taken_links(&args)?;
     let mut text = Vec::new();
     spec_file.read_to_end(&mut text).map_err(BootError::ReadSpec)?;
     drop(spec_file);
@@ -126,6 +143,10 @@ pub fn run(args: BootArgs) -> Result<(), BootError> {
     }
     let platform_calls = chosen.entry.host_syscalls;
     let kernel = Kernel::new(config, chosen.platform, memfile, vfs, log);
+    if !links.is_empty() {
+        // Now, so the links answer (ARP, NDP, ping) before any socket exists.
+        kernel.start_network(links);
+    }
     if args.debug {
         kernel.log_line(&format!("veil: sandbox {} on platform {}", std::process::id(), chosen.entry.name));
         if let Some(why) = &chosen.note {

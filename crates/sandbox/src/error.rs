@@ -27,7 +27,7 @@ pub enum ArgsError {
 #[derive(Debug, thiserror::Error)]
 #[error("{what} descriptor {fd} is not open")]
 pub struct NotOpen {
-    pub what: &'static str,
+    pub what: String,
     pub fd: i32,
 }
 
@@ -169,6 +169,10 @@ pub enum BootError {
     Isolation(#[from] IsolationError),
     #[error("parent exited before the sandbox started")]
     ParentExited,
+    #[error("--net-links: {0}")]
+    NetLinks(#[source] serde_json::Error),
+    #[error("--net-links names {links} links but --net-fds gives {fds} descriptors")]
+    NetLinkCount { links: usize, fds: usize },
     #[error("reading the spec: {0}")]
     ReadSpec(#[source] io::Error),
     #[error(transparent)]
