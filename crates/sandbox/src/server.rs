@@ -19,7 +19,7 @@
 //! [`crate::pod`]); each has its own init, tracked here under its id (the
 //! root container's is "").
 
-use control::{ProcessEntry, Request, Response, SandboxState, WaitStatus};
+use control::{ProcessEntry, Request, Response, SandboxState, UnsupportedCall, WaitStatus};
 use kernel::container::Container;
 use kernel::task::{ExitStatus, Task};
 use kernel::{Kernel, LaunchSpec};
@@ -272,10 +272,14 @@ impl Server {
                 Ok(c) => Outcome::Reply(Response::Processes { processes: self.processes(&c) }),
                 Err(message) => error(message),
             },
-            Request::Stats => {
-                let (memory, tasks) = self.kernel.usage();
-                Outcome::Reply(Response::Stats { memory, tasks: tasks as u64 })
-            }
+            Request::Stats { container: id } => match container(&id) {
+                Ok(c) => {
+                    let (memory, tasks) = self.kernel.usage();
+                    let unsupported = c.unsupported_calls().into_iter().map(|(nr, count)| UnsupportedCall { name: kernel::syscalls::name(nr).into(), nr: nr as u32, count }).collect();
+                    Outcome::Reply(Response::Stats { memory, tasks: tasks as u64, unsupported })
+                }
+                Err(message) => error(message),
+            },
             Request::Destroy => Outcome::Exit,
         }
     }
