@@ -23,6 +23,8 @@
 //!   seccomp allow-list does not grant: receiving a connection is a
 //!   `recvmsg`, a call the sentry already makes.
 
+pub mod network;
+
 use serde::{Deserialize, Serialize};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};

@@ -145,11 +145,21 @@ pub struct Kernel {
     pub next_inode: AtomicU64,
     /// Waiters on futex words.
     pub futexes: crate::futex::Futexes,
+    /// Advisory locks (fcntl record locks, OFD locks, flock).
+    pub locks: Arc<crate::fs::lock::LockTable>,
+    /// Wakes timerfd waiters at their timers' expiry.
+    pub timerfds: crate::fs::timerfd::TimerWheel,
+    /// The socket families this kernel serves, by domain (each holding its
+    /// own state, such as the unix family's bound names).
+    pub sockets: crate::net::socket::Families,
 }
 
 impl Kernel {
     pub fn new(config: KernelConfig, platform: Arc<dyn Platform>, memfile: Arc<MemoryFile>, vfs: Arc<Vfs>, log: Box<dyn Write + Send>) -> Arc<Kernel> {
-        Arc::new(Kernel {
+        Arc::new_cyclic(|me: &std::sync::Weak<Kernel>| Kernel {
+            locks: Arc::new(crate::fs::lock::LockTable::new(process_alive(me.clone()))),
+            timerfds: Default::default(),
+            sockets: Default::default(),
             config,
             platform,
             memfile,
@@ -176,9 +186,16 @@ impl Kernel {
     }
 
     /// The sandbox's network stack: the loopback link (`lo`, 127.0.0.1/8
-    /// and ::1), served entirely in the sentry.
+    /// and ::1), served entirely in the sentry, and the links taken over
+    /// from the container's network namespace, if any.
     pub fn net(&self) -> &netstack::Stack {
         self.net.get_or_init(netstack::Stack::loopback)
+    }
+
+    /// Starts the network stack with the container namespace's links
+    /// besides loopback (the `sandbox` mode); before any socket exists.
+    pub fn start_network(&self, links: Vec<netstack::LinkSpec>) {
+        let _ = self.net.set(netstack::Stack::new(links));
     }
 
     /// The system call table the kernel's tasks run against.
@@ -577,6 +594,15 @@ impl Kernel {
     pub fn task(&self, tid: i32) -> Option<Arc<Task>> {
         self.tree.lock().unwrap().tasks.get(&tid).cloned()
     }
+}
+
+/// Whether process `pid` of the kernel `k` still exists (not yet a zombie).
+fn process_alive(k: std::sync::Weak<Kernel>) -> crate::fs::lock::ProcessAlive {
+    Box::new(move |pid| {
+        let Some(k) = k.upgrade() else { return false };
+        let g = k.tree.lock().unwrap().groups.get(&pid).cloned();
+        g.is_some_and(|g| g.state.lock().unwrap().zombie.is_none())
+    })
 }
 
 fn describe_file(f: &fs::OpenFile) -> Vec<u8> {

@@ -453,7 +453,7 @@ fn exit_task(t: &mut TaskCtx) {
     // Release what the process holds: descriptors (so pipe readers see EOF)
     // and its memory (which ends the platform's address space).
     task.files().clear();
-    crate::fs::lock::table().release_process(tg.tgid);
+    kernel.locks.release_process(tg.tgid);
     *task.mm.lock().unwrap() = None;
     if let Some(parent) = task.vfork_parent.lock().unwrap().take() {
         parent.vfork_done.notify_all();

@@ -10,6 +10,7 @@ mod control_socket;
 mod gofer;
 mod lock;
 mod namespaces;
+mod network;
 mod process;
 mod spawn;
 

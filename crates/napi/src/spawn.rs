@@ -9,7 +9,8 @@
 //! In the sandbox the descriptors sit at fixed numbers that the command line
 //! names: 3 the control socket, 4 the spec (a memfd), 5/6/7 the
 //! application's stdin/stdout/stderr, 8 the gofer's socket, 9 the
-//! sandbox's own log when there is one; the gofer gets
+//! sandbox's own log when there is one, then the packet sockets of the
+//! links it takes over; the gofer gets
 //! 3 its own copy of the spec and 4 its end of that socket. In both, 0 is
 //! /dev/null and 1 and 2 go where the application's stderr goes. Every
 //! other descriptor is closed on exec, so nothing of Node's leaks.
@@ -65,6 +66,9 @@ pub struct SpawnOptions {
     /// Without it the sandbox keeps no log; it never writes one into the
     /// application's stderr.
     pub log_fd: Option<i32>,
+    /// Hand the namespace's Ethernet links to the sandbox's own stack
+    /// (`sandbox` network mode; default true when `netnsPath` is given).
+    pub take_over_network: Option<bool>,
 }
 
 #[napi(object)]
@@ -93,6 +97,12 @@ pub fn spawn_sandbox(options: SpawnOptions) -> napi::Result<SpawnedSandbox> {
         Some(path) => Some(open_netns(path).map_err(|e| js_error(format!("network namespace {path}: {e}")))?),
         None => None,
     };
+    let taken = match &netns {
+        Some(ns) if options.take_over_network.unwrap_or(true) => {
+            crate::network::take_over(ns).map_err(|e| js_error(format!("taking over the links of network namespace {}: {e}", options.netns_path.as_deref().unwrap_or(""))))?
+        }
+        _ => Vec::new(),
+    };
 
     let (ours, theirs): (Option<OwnedFd>, OwnedFd) = match &options.control_socket_path {
         None => {
@@ -111,6 +121,8 @@ pub fn spawn_sandbox(options: SpawnOptions) -> napi::Result<SpawnedSandbox> {
         let null = dev_null()?;
         let mut sources = vec![null.as_raw_fd(), stdio[2], stdio[2], theirs.as_raw_fd(), spec.as_raw_fd(), stdio[0], stdio[1], stdio[2], sentry_end.as_raw_fd()];
         sources.extend(options.log_fd);
+        let first_link_fd = sources.len();
+        sources.extend(taken.iter().map(|(_, fd)| fd.as_raw_fd()));
         let scratch = scratch_copies(&sources)?;
         let fds: Vec<RawFd> = scratch.iter().map(AsRawFd::as_raw_fd).collect();
         let mut args: Vec<&str> = options.args.iter().map(String::as_str).collect();
@@ -120,6 +132,12 @@ pub fn spawn_sandbox(options: SpawnOptions) -> napi::Result<SpawnedSandbox> {
         }
         if options.log_fd.is_some() {
             args.extend(["--log-fd", "9"]);
+        }
+        let links: Vec<&control::network::TakenLink> = taken.iter().map(|(l, _)| l).collect();
+        let links_json = serde_json::to_string(&links).map_err(|e| js_error(format!("links: {e}")))?;
+        let link_fds = (first_link_fd..first_link_fd + taken.len()).map(|n| n.to_string()).collect::<Vec<_>>().join(",");
+        if !taken.is_empty() {
+            args.extend(["--net-links", &links_json, "--net-fds", &link_fds]);
         }
         let exec = ExecImage::new(&options.binary, &args)?;
         let launch = Launch {

@@ -1,9 +1,8 @@
 //! A socket as the sentry sees it: the public handle and the table entry
 //! behind it. Protocol-specific work is in tcp.rs and udp.rs.
 
-use crate::stack::{Inner, Shared};
+use crate::stack::{Inner, Shared, H};
 use crate::{Errno, Proto, SockId, Waker};
-use smoltcp::iface::SocketHandle;
 use smoltcp::wire::{IpAddress, IpEndpoint};
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
@@ -44,15 +43,15 @@ pub(crate) enum Tcp {
     Listening {
         backlog: usize,
         /// smoltcp sockets in LISTEN (or mid-handshake) for this port.
-        pool: Vec<SocketHandle>,
+        pool: Vec<H>,
         /// Connections whose handshake completed, oldest first.
-        ready: VecDeque<SocketHandle>,
+        ready: VecDeque<H>,
     },
     Conn(Conn),
 }
 
 pub(crate) struct Conn {
-    pub handle: SocketHandle,
+    pub handle: H,
     /// The smoltcp state seen at the last settle.
     pub last: smoltcp::socket::tcp::State,
     pub connecting: bool,
@@ -80,14 +79,15 @@ pub(crate) struct Sock {
     /// A pending error (SO_ERROR), reported once.
     pub err: Option<Errno>,
     pub tcp: Tcp,
-    pub udp: Option<SocketHandle>,
+    /// A bound datagram socket's smoltcp sockets, one per link it hears.
+    pub udp: Vec<H>,
     /// A connected datagram socket's peer.
     pub udp_peer: Option<IpEndpoint>,
 }
 
 impl Sock {
     pub fn new(proto: Proto, v6: bool) -> Sock {
-        Sock { proto, v6, waker: None, sig: Sig::default(), bound: None, opts: Opts::default(), shut_rd: false, shut_wr: false, err: None, tcp: Tcp::Idle, udp: None, udp_peer: None }
+        Sock { proto, v6, waker: None, sig: Sig::default(), bound: None, opts: Opts::default(), shut_rd: false, shut_wr: false, err: None, tcp: Tcp::Idle, udp: Vec::new(), udp_peer: None }
     }
 }
 

@@ -4,7 +4,7 @@ use crate::events::*;
 use crate::socket::{remote_endpoint, user_addr, Conn, Received, Tcp, MAX_BUF, MIN_BUF};
 use crate::stack::{Inner, Orphan};
 use crate::{Errno, Proto, SockId};
-use smoltcp::iface::SocketHandle;
+use crate::stack::H;
 use smoltcp::socket::tcp::{self, State};
 use smoltcp::time::Duration;
 use smoltcp::wire::{IpEndpoint, IpListenEndpoint};
@@ -42,7 +42,7 @@ impl Inner {
     pub fn apply_opts(&mut self, id: SockId) {
         let o = self.socks[&id].opts;
         if let Tcp::Conn(c) = &self.socks[&id].tcp {
-            configure(self.set.get_mut::<tcp::Socket>(c.handle), &o);
+            configure(self.get_mut::<tcp::Socket>(c.handle), &o);
         }
     }
 
@@ -64,21 +64,26 @@ impl Inner {
         Ok(())
     }
 
-    /// Keeps enough smoltcp sockets in LISTEN for the room left in the
-    /// accept queue.
+    /// Keeps enough smoltcp sockets in LISTEN, on every link the listener
+    /// hears, for the room left in the accept queue.
     fn refill(&mut self, id: SockId) {
         let (addr, port) = self.sock(id).bound.expect("a listener is bound");
         let ep = IpListenEndpoint { addr, port };
-        let want = match &self.sock(id).tcp {
-            Tcp::Listening { backlog, pool, ready } => (backlog + 1).saturating_sub(ready.len()).min(MAX_POOL).saturating_sub(pool.len()),
-            _ => return,
-        };
-        for _ in 0..want {
-            let mut s = self.new_tcp(id);
-            s.listen(ep).expect("a fresh socket listens on a bound port");
-            let h = self.set.add(s);
-            if let Tcp::Listening { pool, .. } = &mut self.sock(id).tcp {
-                pool.push(h);
+        for link in self.links_serving(addr) {
+            let want = match &self.sock(id).tcp {
+                Tcp::Listening { backlog, pool, ready } => {
+                    let here = pool.iter().filter(|h| h.link == link).count();
+                    (backlog + 1).saturating_sub(ready.len()).min(MAX_POOL).saturating_sub(here)
+                }
+                _ => return,
+            };
+            for _ in 0..want {
+                let mut s = self.new_tcp(id);
+                s.listen(ep).expect("a fresh socket listens on a bound port");
+                let h = self.add(link, s);
+                if let Tcp::Listening { pool, .. } = &mut self.sock(id).tcp {
+                    pool.push(h);
+                }
             }
         }
     }
@@ -90,7 +95,7 @@ impl Inner {
             _ => return Err(Errno::EINVAL),
         };
         self.refill(id);
-        let s = self.set.get::<tcp::Socket>(h);
+        let s = self.get::<tcp::Socket>(h);
         let (local, peer) = (s.local_endpoint().expect("connected"), s.remote_endpoint().expect("connected"));
         let state = s.state();
         let nid = self.open_accepted(v6, opts);
@@ -118,14 +123,12 @@ impl Inner {
             Tcp::Idle => {}
         }
         let remote = remote_endpoint(v6, opts.v6only, to)?;
-        if !self.routable(remote.addr) {
-            return Err(Errno::ENETUNREACH);
-        }
+        let link = self.link_for(remote.addr).ok_or(Errno::ENETUNREACH)?;
         let own = self.sock(id).bound.is_none();
         let port = self.autobind(id)?;
         let local_addr = self.sock(id).bound.and_then(|b| b.0);
         let mut s = self.new_tcp(id);
-        let r = s.connect(self.iface.context(), remote, IpListenEndpoint { addr: local_addr, port });
+        let r = s.connect(self.links[link].iface.context(), remote, IpListenEndpoint { addr: local_addr, port });
         if r.is_err() {
             if own {
                 self.release_port(Proto::Tcp, port, id);
@@ -134,7 +137,7 @@ impl Inner {
             return Err(Errno::ENETUNREACH);
         }
         let local = IpEndpoint::new(s.local_endpoint().map(|e| e.addr).expect("connect chose a source"), port);
-        let handle = self.set.add(s);
+        let handle = self.add(link, s);
         let sock = self.sock(id);
         if own {
             // The claim moves with the connection (released when it is reaped).
@@ -181,7 +184,7 @@ impl Inner {
         let mut keep = Vec::with_capacity(pool.len());
         let mut done = Vec::new();
         for h in pool {
-            let s = self.set.get_mut::<tcp::Socket>(h);
+            let s = self.get_mut::<tcp::Socket>(h);
             match s.state() {
                 State::Listen | State::SynReceived => keep.push(h),
                 State::Closed => {
@@ -190,7 +193,7 @@ impl Inner {
                     if s.listen(ep).is_ok() {
                         keep.push(h);
                     } else {
-                        self.set.remove(h);
+                        self.remove(h);
                     }
                 }
                 _ => {
@@ -217,7 +220,7 @@ impl Inner {
         let Tcp::Conn(c) = &self.sock(id).tcp else { return };
         let h = c.handle;
         let last = c.last;
-        let s = self.set.get::<tcp::Socket>(h);
+        let s = self.get::<tcp::Socket>(h);
         let now = s.state();
         if now == last {
             return;
@@ -245,9 +248,9 @@ impl Inner {
         let mut i = 0;
         while i < self.orphans.len() {
             let h = self.orphans[i].handle;
-            if self.set.get::<tcp::Socket>(h).state() == State::Closed {
+            if self.get::<tcp::Socket>(h).state() == State::Closed {
                 let o = self.orphans.swap_remove(i);
-                self.set.remove(o.handle);
+                self.remove(o.handle);
                 if let Some(p) = o.port {
                     self.release_port(Proto::Tcp, p, o.owner);
                 }
@@ -257,7 +260,7 @@ impl Inner {
         }
     }
 
-    fn conn(&mut self, id: SockId) -> Result<SocketHandle, Errno> {
+    fn conn(&mut self, id: SockId) -> Result<H, Errno> {
         match &self.sock(id).tcp {
             Tcp::Conn(c) => Ok(c.handle),
             _ => Err(Errno::ENOTCONN),
@@ -275,7 +278,7 @@ impl Inner {
         }
         let connecting = matches!(&self.sock(id).tcp, Tcp::Conn(c) if c.connecting);
         let shut_wr = self.sock(id).shut_wr;
-        let s = self.set.get_mut::<tcp::Socket>(h);
+        let s = self.get_mut::<tcp::Socket>(h);
         if connecting {
             return Err(Errno::EAGAIN);
         }
@@ -292,7 +295,7 @@ impl Inner {
     pub fn tcp_recv(&mut self, id: SockId, buf: &mut [u8], peek: bool) -> Result<Received, Errno> {
         let h = self.conn(id)?;
         let (shut_rd, connecting) = (self.sock(id).shut_rd, matches!(&self.sock(id).tcp, Tcp::Conn(c) if c.connecting));
-        let s = self.set.get_mut::<tcp::Socket>(h);
+        let s = self.get_mut::<tcp::Socket>(h);
         if s.can_recv() && !buf.is_empty() {
             let n = if peek { s.peek_slice(buf) } else { s.recv_slice(buf) }.unwrap_or(0);
             return Ok(Received { len: n, full: n, from: None });
@@ -323,7 +326,7 @@ impl Inner {
             Tcp::Conn(c) => {
                 let h = c.handle;
                 if wr {
-                    self.set.get_mut::<tcp::Socket>(h).close();
+                    self.get_mut::<tcp::Socket>(h).close();
                 }
                 let s = self.sock(id);
                 s.shut_rd |= rd;
@@ -336,7 +339,7 @@ impl Inner {
     fn drop_listener(&mut self, id: SockId) {
         if let Tcp::Listening { pool, ready, .. } = std::mem::replace(&mut self.sock(id).tcp, Tcp::Idle) {
             for h in pool.into_iter().chain(ready) {
-                self.set.get_mut::<tcp::Socket>(h).abort();
+                self.get_mut::<tcp::Socket>(h).abort();
                 self.orphans.push(Orphan { handle: h, port: None, owner: id });
             }
         }
@@ -349,7 +352,7 @@ impl Inner {
             Tcp::Conn(c) => {
                 let (h, port) = (c.handle, c.own_port);
                 let linger0 = self.sock(id).opts.linger == Some(0);
-                let s = self.set.get_mut::<tcp::Socket>(h);
+                let s = self.get_mut::<tcp::Socket>(h);
                 // Unread data or SO_LINGER 0: reset, as Linux does.
                 if linger0 || s.recv_queue() > 0 || s.state() == State::SynSent {
                     s.abort();
@@ -372,7 +375,7 @@ impl Inner {
         if c.connecting {
             return err;
         }
-        let s = self.set.get::<tcp::Socket>(c.handle);
+        let s = self.get::<tcp::Socket>(c.handle);
         let st = s.state();
         let mut ev = err;
         if s.can_recv() || !s.may_recv() || sock.shut_rd {
@@ -394,7 +397,7 @@ impl Inner {
     pub fn tcp_queued(&mut self, id: SockId) -> (usize, usize) {
         match &self.socks[&id].tcp {
             Tcp::Conn(c) => {
-                let s = self.set.get::<tcp::Socket>(c.handle);
+                let s = self.get::<tcp::Socket>(c.handle);
                 (s.recv_queue(), s.send_queue())
             }
             _ => (0, 0),

@@ -212,3 +212,103 @@ fn connected_udp_hears_only_its_peer() {
     assert_eq!(&buf[..r.len], b"friend");
     assert_eq!(a.send(b"x", None), Ok(1));
 }
+
+/// Two stacks joined by a datagram socketpair standing in for a veth
+/// pair: each end is the "packet socket" of one stack's eth0.
+fn wired() -> (Stack, Stack) {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid out-array of two ints.
+    assert_eq!(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) }, 0);
+    let end = |fd: i32, last: u8| crate::LinkSpec {
+        name: "eth0".into(),
+        // SAFETY: socketpair just created fd and nothing else owns it.
+        fd: unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) },
+        mac: [2, 0, 0, 0, 0, last],
+        mtu: 1500,
+        addrs: vec![(format!("10.9.0.{last}").parse().unwrap(), 24), (format!("fd00::{last}").parse().unwrap(), 64)],
+        gateways: vec![],
+    };
+    (Stack::new(vec![end(fds[0], 1)]), Stack::new(vec![end(fds[1], 2)]))
+}
+
+fn eventually<T>(mut f: impl FnMut() -> Result<T, Errno>) -> T {
+    for _ in 0..5000 {
+        match f() {
+            Ok(v) => return v,
+            Err(Errno::EAGAIN) | Err(Errno::EINPROGRESS) => std::thread::sleep(std::time::Duration::from_millis(1)),
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    panic!("timed out");
+}
+
+/// Sends all of `data` on `c` while `s` reads it; returns what `s` read.
+fn transfer(c: &Socket, s: &Socket, data: &[u8]) -> Vec<u8> {
+    let mut sent = 0;
+    let mut got = Vec::new();
+    let mut buf = vec![0; 65536];
+    for _ in 0..100_000 {
+        if got.len() == data.len() {
+            return got;
+        }
+        if sent < data.len() {
+            match c.send(&data[sent..], None) {
+                Ok(n) => sent += n,
+                Err(Errno::EAGAIN) => {}
+                Err(e) => panic!("send: {e:?}"),
+            }
+        }
+        match s.recv(&mut buf, false) {
+            Ok(r) => got.extend_from_slice(&buf[..r.len]),
+            Err(Errno::EAGAIN) => std::thread::sleep(std::time::Duration::from_micros(200)),
+            Err(e) => panic!("recv: {e:?}"),
+        }
+    }
+    panic!("transfer stalled at {} of {} bytes", got.len(), data.len());
+}
+
+#[test]
+fn tcp_and_udp_across_an_ethernet_link() {
+    let (a, b) = wired();
+    assert_eq!(a.link_names(), vec!["lo", "eth0"]);
+    let l = b.socket(Proto::Tcp, true);
+    l.bind(addr("[::]:80")).unwrap();
+    l.listen(4).unwrap();
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    for (server, v6) in [("10.9.0.2:80", false), ("[fd00::2]:80", true)] {
+        let c = a.socket(Proto::Tcp, v6);
+        assert_eq!(c.connect(Some(addr(server)), true), Err(Errno::EINPROGRESS));
+        eventually(|| if c.readiness() & POLLOUT != 0 { Ok(()) } else { Err(Errno::EAGAIN) });
+        assert_eq!(c.take_error(), None);
+        let (s, peer) = eventually(|| l.accept());
+        let want = if v6 { "fd00::1" } else { "::ffff:10.9.0.1" };
+        assert_eq!(peer.ip().to_string(), want);
+        assert!(transfer(&c, &s, &data) == data, "bytes differ over {server}");
+    }
+    // Nothing listens on 81: the peer stack resets, the connect is refused.
+    let r = a.socket(Proto::Tcp, false);
+    assert_eq!(r.connect(Some(addr("10.9.0.2:81")), true), Err(Errno::EINPROGRESS));
+    eventually(|| if r.readiness() & POLLERR != 0 { Ok(()) } else { Err(Errno::EAGAIN) });
+    assert_eq!(r.take_error(), Some(Errno::ECONNREFUSED));
+    // Our own address goes through loopback.
+    let own = a.socket(Proto::Tcp, false);
+    own.bind(addr("10.9.0.1:90")).unwrap();
+    own.listen(1).unwrap();
+    let me = a.socket(Proto::Tcp, false);
+    me.connect(Some(addr("10.9.0.1:90")), false).unwrap();
+    assert_eq!(me.local_addr().ip().to_string(), "10.9.0.1");
+    // No route to elsewhere.
+    assert_eq!(a.socket(Proto::Tcp, false).connect(Some(addr("192.0.2.1:80")), true), Err(Errno::ENETUNREACH));
+
+    let u = b.socket(Proto::Udp, false);
+    u.bind(addr("0.0.0.0:53")).unwrap();
+    let q = a.socket(Proto::Udp, false);
+    q.send(b"query", Some(addr("10.9.0.2:53"))).unwrap();
+    let mut buf = [0u8; 16];
+    let got = eventually(|| u.recv(&mut buf, false));
+    assert_eq!(&buf[..got.len], b"query");
+    assert_eq!(got.from.unwrap().ip().to_string(), "10.9.0.1");
+    u.send(b"answer", got.from).unwrap();
+    let back = eventually(|| q.recv(&mut buf, false));
+    assert_eq!(&buf[..back.len], b"answer");
+}

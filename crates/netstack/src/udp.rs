@@ -1,10 +1,11 @@
-//! UDP: datagram sockets, bound on first use, optionally connected.
+//! UDP: datagram sockets, bound on first use, optionally connected. A
+//! bound socket has one smoltcp socket on each link it hears (its address
+//! decides which); sending picks the link by destination.
 
 use crate::events::*;
 use crate::socket::{remote_endpoint, user_addr, Received, MAX_BUF, MIN_BUF};
 use crate::stack::Inner;
 use crate::{Errno, SockId};
-use smoltcp::iface::SocketHandle;
 use smoltcp::socket::udp::{self, PacketBuffer, PacketMetadata};
 use smoltcp::wire::IpListenEndpoint;
 use std::net::SocketAddr;
@@ -15,25 +16,27 @@ const QUEUE_LEN: usize = 256;
 const MAX_PAYLOAD: usize = 65507;
 
 impl Inner {
-    /// Creates and binds the smoltcp socket behind a bound datagram socket.
-    pub fn udp_open(&mut self, id: SockId) -> SocketHandle {
-        if let Some(h) = self.sock(id).udp {
-            return h;
+    /// Creates and binds the smoltcp sockets behind a bound datagram socket.
+    pub fn udp_open(&mut self, id: SockId) {
+        if !self.sock(id).udp.is_empty() {
+            return;
         }
         let o = self.sock(id).opts;
         let (addr, port) = self.sock(id).bound.expect("bound before opened");
-        let rx = PacketBuffer::new(vec![PacketMetadata::EMPTY; QUEUE_LEN], vec![0; o.rcvbuf.clamp(MIN_BUF, MAX_BUF)]);
-        let tx = PacketBuffer::new(vec![PacketMetadata::EMPTY; QUEUE_LEN], vec![0; o.sndbuf.clamp(MIN_BUF, MAX_BUF).max(MAX_PAYLOAD)]);
-        let mut s = udp::Socket::new(rx, tx);
-        s.bind(IpListenEndpoint { addr, port }).expect("a bound port is non-zero");
-        let h = self.set.add(s);
-        self.sock(id).udp = Some(h);
-        h
+        for link in self.links_serving(addr) {
+            let rx = PacketBuffer::new(vec![PacketMetadata::EMPTY; QUEUE_LEN], vec![0; o.rcvbuf.clamp(MIN_BUF, MAX_BUF)]);
+            let tx = PacketBuffer::new(vec![PacketMetadata::EMPTY; QUEUE_LEN], vec![0; o.sndbuf.clamp(MIN_BUF, MAX_BUF).max(MAX_PAYLOAD)]);
+            let mut s = udp::Socket::new(rx, tx);
+            s.bind(IpListenEndpoint { addr, port }).expect("a bound port is non-zero");
+            let h = self.add(link, s);
+            self.sock(id).udp.push(h);
+        }
     }
 
-    fn udp_handle(&mut self, id: SockId) -> Result<SocketHandle, Errno> {
+    fn udp_bind_any(&mut self, id: SockId) -> Result<(), Errno> {
         self.autobind(id)?;
-        Ok(self.udp_open(id))
+        self.udp_open(id);
+        Ok(())
     }
 
     pub fn udp_connect(&mut self, id: SockId, to: Option<SocketAddr>) -> Result<(), Errno> {
@@ -49,7 +52,7 @@ impl Inner {
         if !self.routable(peer.addr) {
             return Err(Errno::ENETUNREACH);
         }
-        self.udp_handle(id)?;
+        self.udp_bind_any(id)?;
         self.sock(id).udp_peer = Some(peer);
         Ok(())
     }
@@ -63,18 +66,17 @@ impl Inner {
         if dst.port == 0 {
             return Err(Errno::EINVAL);
         }
-        if !self.routable(dst.addr) {
-            return Err(Errno::ENETUNREACH);
-        }
+        let link = self.link_for(dst.addr).ok_or(Errno::ENETUNREACH)?;
         if self.sock(id).shut_wr {
             return Err(Errno::EPIPE);
         }
         if data.len() > MAX_PAYLOAD {
             return Err(Errno::EMSGSIZE);
         }
-        let h = self.udp_handle(id)?;
-        let s = self.set.get_mut::<udp::Socket>(h);
-        match s.send_slice(data, dst) {
+        self.udp_bind_any(id)?;
+        // Bound to an address another link holds: no way out from here.
+        let h = self.sock(id).udp.iter().copied().find(|h| h.link == link).ok_or(Errno::ENETUNREACH)?;
+        match self.get_mut::<udp::Socket>(h).send_slice(data, dst) {
             Ok(()) => Ok(data.len()),
             Err(udp::SendError::BufferFull) => Err(Errno::EAGAIN),
             Err(udp::SendError::Unaddressable) => Err(Errno::ENETUNREACH),
@@ -83,33 +85,27 @@ impl Inner {
 
     pub fn udp_recv(&mut self, id: SockId, buf: &mut [u8], peek: bool) -> Result<Received, Errno> {
         let (v6, peer) = (self.sock(id).v6, self.sock(id).udp_peer);
-        let Some(h) = self.sock(id).udp else { return Err(Errno::EAGAIN) };
-        let s = self.set.get_mut::<udp::Socket>(h);
-        loop {
-            let (from, full) = match s.peek() {
-                Ok((data, meta)) => (meta.endpoint, data.len()),
-                Err(_) => return Err(Errno::EAGAIN),
-            };
-            // A connected socket only hears its peer.
-            if peer.is_some_and(|p| p != from) {
-                let _ = s.recv();
-                continue;
-            }
-            let len = full.min(buf.len());
-            if peek {
-                let (data, _) = s.peek().expect("peeked above");
+        let hs = self.sock(id).udp.clone();
+        for h in hs {
+            let s = self.get_mut::<udp::Socket>(h);
+            while let Some((from, full)) = s.peek().ok().map(|(data, meta)| (meta.endpoint, data.len())) {
+                // A connected socket only hears its peer.
+                if peer.is_some_and(|p| p != from) {
+                    let _ = s.recv();
+                    continue;
+                }
+                let len = full.min(buf.len());
+                let data = if peek { s.peek().expect("peeked above").0 } else { s.recv().expect("peeked above").0 };
                 buf[..len].copy_from_slice(&data[..len]);
-            } else {
-                let (data, _) = s.recv().expect("peeked above");
-                buf[..len].copy_from_slice(&data[..len]);
+                return Ok(Received { len, full, from: Some(user_addr(v6, Some(from.addr), from.port)) });
             }
-            return Ok(Received { len, full, from: Some(user_addr(v6, Some(from.addr), from.port)) });
         }
+        Err(Errno::EAGAIN)
     }
 
     pub fn udp_close(&mut self, id: SockId) {
-        if let Some(h) = self.sock(id).udp.take() {
-            self.set.remove(h);
+        for h in std::mem::take(&mut self.sock(id).udp) {
+            self.remove(h);
         }
     }
 
@@ -119,26 +115,31 @@ impl Inner {
         if sock.shut_rd {
             ev |= POLLIN | POLLRDHUP;
         }
-        match sock.udp {
-            None => ev | POLLOUT,
-            Some(h) => {
-                let s = self.set.get::<udp::Socket>(h);
-                if s.can_recv() {
-                    ev |= POLLIN;
-                }
-                if s.can_send() {
-                    ev |= POLLOUT;
-                }
-                ev
+        if sock.udp.is_empty() {
+            return ev | POLLOUT;
+        }
+        for &h in &sock.udp {
+            let s = self.get::<udp::Socket>(h);
+            if s.can_recv() {
+                ev |= POLLIN;
+            }
+            if s.can_send() {
+                ev |= POLLOUT;
             }
         }
+        ev
     }
 
     pub fn udp_queued(&mut self, id: SockId) -> (usize, usize) {
-        let Some(h) = self.sock(id).udp else { return (0, 0) };
-        let s = self.set.get_mut::<udp::Socket>(h);
-        let next = s.peek().map(|(d, _)| d.len()).unwrap_or(0);
-        (next, s.send_queue())
+        let hs = self.sock(id).udp.clone();
+        let (mut next, mut out) = (0, 0);
+        for h in hs {
+            let s = self.get_mut::<udp::Socket>(h);
+            if next == 0 {
+                next = s.peek().map(|(d, _)| d.len()).unwrap_or(0);
+            }
+            out += s.send_queue();
+        }
+        (next, out)
     }
 }
-

@@ -31,6 +31,10 @@ pub struct BootArgs {
     /// The log as JSON lines (`{"level","msg","time"}`), as the CLI's
     /// `--log-format json` writes it.
     pub log_json: bool,
+    /// The container namespace's links the sandbox's stack takes over
+    /// (JSON, `control::network::TakenLink`s) and their packet sockets.
+    pub net_links: Option<String>,
+    pub net_fds: Vec<RawFd>,
 }
 
 pub(crate) fn fd(flag: &str, v: &str) -> Result<RawFd, String> {
@@ -63,6 +67,8 @@ impl BootArgs {
             setup_root: false,
             log_fd: None,
             log_json: false,
+            net_links: None,
+            net_fds: Vec::new(),
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -76,6 +82,8 @@ impl BootArgs {
                 "--spec-fd" => spec = Some(fd(flag, &value()?)?),
                 "--mounts-fd" => mounts = Some(fd(flag, &value()?)?),
                 "--setup-root" => out.setup_root = true,
+                "--net-links" => out.net_links = Some(value()?),
+                "--net-fds" => out.net_fds = value()?.split(',').map(|n| fd(flag, n)).collect::<Result<_, _>>()?,
                 "--stdio-fds" => {
                     let v = value()?;
                     let parts: Vec<&str> = v.split(',').collect();

@@ -68,6 +68,22 @@ fn host_memory() -> u64 {
         .unwrap_or(2 << 30)
 }
 
+/// The links handed over with `--net-links`/`--net-fds`, as the stack takes them.
+fn taken_links(args: &BootArgs) -> Result<Vec<netstack::LinkSpec>, String> {
+    let Some(json) = &args.net_links else { return Ok(Vec::new()) };
+    let links: Vec<control::network::TakenLink> = serde_json::from_str(json).map_err(|e| format!("--net-links: {e}"))?;
+    if links.len() != args.net_fds.len() {
+        return Err(format!("--net-links names {} links but --net-fds gives {} descriptors", links.len(), args.net_fds.len()));
+    }
+    links
+        .into_iter()
+        .zip(&args.net_fds)
+        .map(|(l, &fd)| {
+            Ok(netstack::LinkSpec { fd: take_fd(fd, &l.name)?, name: l.name, mac: l.mac, mtu: l.mtu as usize, addrs: l.addrs, gateways: l.gateways })
+        })
+        .collect()
+}
+
 pub fn run(args: BootArgs) -> Result<(), String> {
     if args.setup_root {
         // First, while this is the only thread.
@@ -87,6 +103,7 @@ pub fn run(args: BootArgs) -> Result<(), String> {
     let mut spec_file = std::fs::File::from(take_fd(args.spec_fd, "spec")?);
     let stdio = [take_fd(args.stdio_fds[0], "stdin")?, take_fd(args.stdio_fds[1], "stdout")?, take_fd(args.stdio_fds[2], "stderr")?];
     let gofer = take_fd(args.mounts_fd, "mounts")?;
+    let links = taken_links(&args)?;
     let mut text = Vec::new();
     spec_file.read_to_end(&mut text).map_err(|e| format!("reading the spec: {e}"))?;
     drop(spec_file);
@@ -125,6 +142,10 @@ pub fn run(args: BootArgs) -> Result<(), String> {
     }
     let platform_calls = chosen.entry.host_syscalls;
     let kernel = Kernel::new(config, chosen.platform, memfile, vfs, log);
+    if !links.is_empty() {
+        // Now, so the links answer (ARP, NDP, ping) before any socket exists.
+        kernel.start_network(links);
+    }
     if args.debug {
         kernel.log_line(&format!("veil: sandbox {} on platform {}", std::process::id(), chosen.entry.name));
         if let Some(why) = &chosen.note {

@@ -1,12 +1,7 @@
 //! Sentry objects behind descriptors (sockets, epoll, eventfd, timerfd,
-//! signalfd) and the way back from a descriptor to its object.
-//!
-//! `FileOps` has no downcast, so each object is opened through [`open`],
-//! which records `OpenFile address -> object` in a registry. The registry
-//! keeps a `Weak<OpenFile>`, which keeps the allocation (not the file)
-//! alive, so an address in the registry can never be reused by another
-//! description while its entry exists: a hit is always the right file.
-//! The entry goes when the description is released.
+//! signalfd) and the way back from a descriptor to its object: each is
+//! opened through [`open`], whose `FileOps` answers `as_any` with itself,
+//! so [`get`] downcasts to the object's concrete type.
 
 use super::{FileOps, OpenFile};
 use crate::task::TaskCtx;
@@ -14,9 +9,8 @@ use crate::wait::WaitQueue;
 use crate::SysResult;
 use abi::types::Stat;
 use std::any::Any;
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Device number of sockets (Linux's sockfs) and of anonymous inodes
 /// (anon_inodefs); major 0 like Linux's, away from the VFS's 0x20.. range.
@@ -36,42 +30,25 @@ pub fn anon_stat(ino: u64) -> Stat {
     super::node::synthetic_stat(DEV_ANON_INODE, ino, 0o600, 1, 0, 0)
 }
 
-type Entry = (Weak<OpenFile>, Arc<dyn Any + Send + Sync>);
-
-fn registry() -> &'static Mutex<HashMap<usize, Entry>> {
-    static R: OnceLock<Mutex<HashMap<usize, Entry>>> = OnceLock::new();
-    R.get_or_init(Default::default)
-}
-
-/// The `FileOps` of a registered object: delegates to the object and
-/// drops the registry entry on release.
+/// The `FileOps` of a sentry object: delegates to the object and lets
+/// [`get`] find it again through `as_any`.
 struct Handle<T: FileOps + Any + Send + Sync> {
     obj: Arc<T>,
-    /// The description's address (the registry key), set right after the
-    /// description is created.
-    key: Arc<AtomicUsize>,
 }
 
 /// Opens `obj` as a new description with status `flags`.
 pub fn open<T: FileOps + Any + Send + Sync>(obj: Arc<T>, flags: u32) -> Arc<OpenFile> {
-    let slot = Arc::new(AtomicUsize::new(0));
-    let file = OpenFile::new(Box::new(Handle { obj: obj.clone(), key: slot.clone() }), flags, None);
-    let key = Arc::as_ptr(&file) as usize;
-    registry().lock().unwrap().insert(key, (Arc::downgrade(&file), obj as Arc<dyn Any + Send + Sync>));
-    // release() cannot run before our reference goes, so it sees the key.
-    slot.store(key, Ordering::Relaxed);
-    file
+    OpenFile::new(Box::new(Handle { obj }), flags, None)
 }
 
 /// The object behind `file`, if it was opened by [`open`] with type `T`.
-pub fn get<T: Any + Send + Sync>(file: &Arc<OpenFile>) -> Option<Arc<T>> {
-    let obj = registry().lock().unwrap().get(&(Arc::as_ptr(file) as usize)).map(|e| e.1.clone())?;
-    obj.downcast::<T>().ok()
+pub fn get<T: FileOps + Any + Send + Sync>(file: &OpenFile) -> Option<Arc<T>> {
+    file.ops.as_any()?.downcast_ref::<Handle<T>>().map(|h| h.obj.clone())
 }
 
 /// Whether `file` is one of ours with type `T`.
-pub fn is<T: Any + Send + Sync>(file: &Arc<OpenFile>) -> bool {
-    registry().lock().unwrap().get(&(Arc::as_ptr(file) as usize)).is_some_and(|e| e.1.is::<T>())
+pub fn is<T: FileOps + Any + Send + Sync>(file: &OpenFile) -> bool {
+    file.ops.as_any().is_some_and(|a| a.is::<Handle<T>>())
 }
 
 impl<T: FileOps + Any + Send + Sync> FileOps for Handle<T> {
@@ -97,11 +74,9 @@ impl<T: FileOps + Any + Send + Sync> FileOps for Handle<T> {
         self.obj.host_fd()
     }
     fn release(&self) {
-        let key = self.key.load(Ordering::Relaxed);
-        // Taken out under the lock, dropped outside it: dropping an object
-        // may release further descriptions (fds queued in a socket).
-        let entry = registry().lock().unwrap().remove(&key);
-        drop(entry);
         self.obj.release();
+    }
+    fn as_any(&self) -> Option<&dyn Any> {
+        Some(self)
     }
 }

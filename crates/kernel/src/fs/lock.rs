@@ -13,7 +13,7 @@ use crate::wait::WaitQueue;
 use crate::SysResult;
 use abi::Errno;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 /// Who holds a lock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -95,16 +95,22 @@ pub fn key_of(f: &crate::fs::OpenFile) -> SysResult<Key> {
     Ok((st.st_dev, st.st_ino))
 }
 
-#[derive(Default)]
+/// Whether a process (by thread group id) still exists.
+pub type ProcessAlive = Box<dyn Fn(i32) -> bool + Send + Sync>;
+
+/// The locks of one kernel's files.
 pub struct LockTable {
     inodes: Mutex<HashMap<Key, InodeLocks>>,
     waiters: Mutex<HashMap<Key, Arc<WaitQueue>>>,
+    /// How the table sees that a lock's process has exited (to purge the
+    /// locks of a process that went without releasing them).
+    process_alive: ProcessAlive,
 }
 
-/// The sentry's lock table (one kernel per sandbox process).
-pub fn table() -> &'static LockTable {
-    static T: OnceLock<LockTable> = OnceLock::new();
-    T.get_or_init(LockTable::default)
+impl Default for LockTable {
+    fn default() -> Self {
+        LockTable::new(Box::new(|_| true))
+    }
 }
 
 /// What a lock request asks for.
@@ -117,6 +123,10 @@ pub enum Want {
 }
 
 impl LockTable {
+    pub fn new(process_alive: ProcessAlive) -> LockTable {
+        LockTable { inodes: Default::default(), waiters: Default::default(), process_alive }
+    }
+
     fn queue(&self, key: Key) -> Arc<WaitQueue> {
         self.waiters.lock().unwrap().entry(key).or_default().clone()
     }
@@ -218,9 +228,8 @@ impl LockTable {
         }
     }
 
-    /// Drops every POSIX lock of a process. The process-exit path should
-    /// call this (`fs::lock::table().release_process(tgid)`); until it
-    /// does, locks of processes that no longer exist are purged lazily.
+    /// Drops every POSIX lock of a process (at its exit; locks of a
+    /// process that is gone without this are purged lazily).
     pub fn release_process(&self, tgid: i32) {
         let keys: Vec<Key> = self.inodes.lock().unwrap().iter().filter(|(_, l)| l.ranges.iter().any(|r| r.owner == Owner::Process(tgid))).map(|(k, _)| *k).collect();
         for k in keys {
@@ -230,7 +239,7 @@ impl LockTable {
 
     /// Removes POSIX locks whose process is gone; true if any were.
     fn purge_dead(&self, key: Key) -> bool {
-        let Some(alive) = PROCESS_ALIVE.get() else { return false };
+        let alive = &self.process_alive;
         let dead: Vec<i32> = match self.inodes.lock().unwrap().get(&key) {
             Some(l) => l.ranges.iter().filter_map(|r| match r.owner {
                 Owner::Process(p) if !alive(p) => Some(p),
@@ -243,15 +252,6 @@ impl LockTable {
         }
         !dead.is_empty()
     }
-}
-
-/// How the lock table learns whether a process still exists (set once by
-/// the kernel side; see `set_process_alive`).
-static PROCESS_ALIVE: OnceLock<Box<dyn Fn(i32) -> bool + Send + Sync>> = OnceLock::new();
-
-/// Installs the liveness check used to purge locks of exited processes.
-pub fn set_process_alive(f: Box<dyn Fn(i32) -> bool + Send + Sync>) {
-    let _ = PROCESS_ALIVE.set(f);
 }
 
 #[cfg(test)]

@@ -130,6 +130,12 @@ pub trait FileOps: Send + Sync {
         let _ = (c, attr);
         Err(Errno::EINVAL)
     }
+    /// The object itself, for code that needs its concrete type (epoll
+    /// finding the epoll behind a descriptor, the socket calls their
+    /// socket); None for files nobody looks into.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }
 
 /// An open file description (what `open` creates and `dup`/`fork` share).
@@ -140,14 +146,14 @@ pub struct OpenFile {
     pub offset: Mutex<u64>,
     /// Where it was opened, for /proc/PID/fd and fchdir; None for pipes etc.
     pub location: Option<Location>,
-    /// Set once an OFD or flock lock was taken through this description,
-    /// so its last close releases them.
-    pub has_locks: std::sync::atomic::AtomicBool,
+    /// The lock table an OFD or flock lock was taken in through this
+    /// description, so its last close releases them there.
+    locks: std::sync::OnceLock<std::sync::Weak<lock::LockTable>>,
 }
 
 impl OpenFile {
     pub fn new(ops: Box<dyn FileOps>, flags: u32, location: Option<Location>) -> Arc<OpenFile> {
-        Arc::new(OpenFile { ops, flags: AtomicU32::new(flags), offset: Mutex::new(0), location, has_locks: Default::default() })
+        Arc::new(OpenFile { ops, flags: AtomicU32::new(flags), offset: Mutex::new(0), location, locks: Default::default() })
     }
     pub fn flags(&self) -> u32 {
         self.flags.load(Ordering::Relaxed)
@@ -158,6 +164,14 @@ impl OpenFile {
     pub fn readable(&self) -> bool {
         let acc = self.flags() & libc::O_ACCMODE as u32;
         acc == libc::O_RDONLY as u32 || acc == libc::O_RDWR as u32
+    }
+    /// Notes that a lock was taken in `table` through this description.
+    pub fn took_lock(&self, table: &Arc<lock::LockTable>) {
+        let _ = self.locks.set(Arc::downgrade(table));
+    }
+    /// Whether a lock was ever taken through this description.
+    pub fn has_locks(&self) -> bool {
+        self.locks.get().is_some()
     }
     /// The file position (see [`FileOps::position`]).
     pub fn position(&self) -> SysResult<u64> {
@@ -174,8 +188,8 @@ impl OpenFile {
 
 impl Drop for OpenFile {
     fn drop(&mut self) {
-        if self.has_locks.load(Ordering::Relaxed) {
-            lock::table().release_file(self as *const OpenFile as usize);
+        if let Some(table) = self.locks.get().and_then(std::sync::Weak::upgrade) {
+            table.release_file(self as *const OpenFile as usize);
         }
         self.ops.release();
     }

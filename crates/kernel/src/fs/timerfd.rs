@@ -2,9 +2,10 @@
 //!
 //! Expirations are computed from the clock whenever the timer is looked
 //! at (read, readiness, gettime), so the count is exact however late the
-//! reader comes. Waking waiters at expiry needs a time source: one sentry
-//! thread sleeps until the earliest armed deadline and notifies that
-//! timer's queue (periodic timers are put back for their next expiry).
+//! reader comes. Waking waiters at expiry needs a time source: each
+//! kernel's [`TimerWheel`] has one sentry thread (started with the first
+//! armed timer) that sleeps until the earliest armed deadline and notifies
+//! that timer's queue (periodic timers are put back for their next expiry).
 
 use super::events::POLLIN;
 use super::{anon, FileOps, OpenFile};
@@ -17,8 +18,6 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
-
-static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
 use std::time::{Duration, Instant};
 
 pub const TFD_TIMER_ABSTIME: u32 = 1;
@@ -31,7 +30,7 @@ pub struct Timer {
     pub next: Option<Instant>,
     pub interval: Duration,
     pub expired: u64,
-    /// Taken from a global counter at every settime, so the timer thread
+    /// Taken from the wheel's counter at every settime, so the timer thread
     /// ignores stale entries (even of a timer since freed and replaced).
     pub generation: u64,
 }
@@ -66,10 +65,12 @@ pub struct TimerFd {
     state: Mutex<Timer>,
     queue: WaitQueue,
     ino: u64,
+    /// The wheel of the kernel the timer was created in.
+    wheel: Arc<Wheel>,
 }
 
-pub fn new(clock: i32) -> Arc<TimerFd> {
-    Arc::new(TimerFd { clock, state: Mutex::new(Timer::default()), queue: WaitQueue::new(), ino: anon::next_ino() })
+pub fn new(clock: i32, wheel: &TimerWheel) -> Arc<TimerFd> {
+    Arc::new(TimerFd { clock, state: Mutex::new(Timer::default()), queue: WaitQueue::new(), ino: anon::next_ino(), wheel: wheel.0.clone() })
 }
 
 pub fn open(tfd: Arc<TimerFd>, flags: u32) -> Arc<OpenFile> {
@@ -115,14 +116,14 @@ impl TimerFd {
             let mut st = self.state.lock().unwrap();
             st.update(now);
             let old = st.remaining(now);
-            st.generation = NEXT_GENERATION.fetch_add(1, Ordering::Relaxed);
+            st.generation = self.wheel.new_generation();
             st.next = next;
             st.interval = if next.is_some() { interval } else { Duration::ZERO };
             st.expired = 0;
             (old, st.generation)
         };
         if let Some(at) = next {
-            schedule(self, at, generation);
+            self.wheel.schedule(self, at, generation);
         }
         self.queue.notify_all();
         Ok(old)
@@ -215,60 +216,87 @@ impl FileOps for TimerFd {
 
     fn release(&self) {
         // Disarm: the timer thread drops stale generations.
-        self.state.lock().unwrap().generation = NEXT_GENERATION.fetch_add(1, Ordering::Relaxed);
+        self.state.lock().unwrap().generation = self.wheel.new_generation();
     }
 }
 
-/// The sentry's timer thread: a heap of (deadline, generation, timer).
+/// One kernel's timer thread and what it waits for; ended when the
+/// kernel drops it.
+#[derive(Default)]
+pub struct TimerWheel(Arc<Wheel>);
+
+impl Drop for TimerWheel {
+    fn drop(&mut self) {
+        self.0.heap.lock().unwrap().closed = true;
+        self.0.cond.notify_all();
+    }
+}
+
+#[derive(Default)]
+struct Heap {
+    /// (deadline, generation, timer address).
+    entries: BinaryHeap<Reverse<(Instant, u64, usize)>>,
+    /// The kernel is gone: the thread ends.
+    closed: bool,
+}
+
+#[derive(Default)]
 struct Wheel {
-    heap: Mutex<BinaryHeap<Reverse<(Instant, u64, usize)>>>,
+    heap: Mutex<Heap>,
     timers: Mutex<std::collections::HashMap<usize, Weak<TimerFd>>>,
     cond: Condvar,
+    next_generation: AtomicU64,
+    started: OnceLock<()>,
 }
 
-fn wheel() -> &'static Wheel {
-    static W: OnceLock<&'static Wheel> = OnceLock::new();
-    W.get_or_init(|| {
-        let w: &'static Wheel = Box::leak(Box::new(Wheel { heap: Mutex::new(BinaryHeap::new()), timers: Mutex::new(Default::default()), cond: Condvar::new() }));
-        std::thread::Builder::new().name("veil-timerfd".into()).spawn(move || run_wheel(w)).expect("timer thread");
-        w
-    })
-}
+impl Wheel {
+    /// A generation no entry of this wheel has had (never 0, a disarmed
+    /// timer's).
+    fn new_generation(&self) -> u64 {
+        self.next_generation.fetch_add(1, Ordering::Relaxed) + 1
+    }
 
-fn schedule(t: &Arc<TimerFd>, at: Instant, generation: u64) {
-    let w = wheel();
-    let key = Arc::as_ptr(t) as usize;
-    w.timers.lock().unwrap().insert(key, Arc::downgrade(t));
-    w.heap.lock().unwrap().push(Reverse((at, generation, key)));
-    w.cond.notify_one();
-}
+    fn schedule(self: &Arc<Self>, t: &Arc<TimerFd>, at: Instant, generation: u64) {
+        self.started.get_or_init(|| {
+            let w = self.clone();
+            std::thread::Builder::new().name("veil-timerfd".into()).spawn(move || w.run()).expect("timer thread");
+        });
+        let key = Arc::as_ptr(t) as usize;
+        self.timers.lock().unwrap().insert(key, Arc::downgrade(t));
+        self.heap.lock().unwrap().entries.push(Reverse((at, generation, key)));
+        self.cond.notify_one();
+    }
 
-fn run_wheel(w: &'static Wheel) {
-    let mut heap = w.heap.lock().unwrap();
-    loop {
-        let Some(&Reverse((at, generation, key))) = heap.peek() else {
-            heap = w.cond.wait(heap).unwrap();
-            continue;
-        };
-        let now = Instant::now();
-        if at > now {
-            heap = w.cond.wait_timeout(heap, at - now).unwrap().0;
-            continue;
-        }
-        heap.pop();
-        drop(heap);
-        let timer = {
-            let mut timers = w.timers.lock().unwrap();
-            let t = timers.get(&key).and_then(Weak::upgrade);
-            if t.is_none() {
-                timers.remove(&key);
+    fn run(&self) {
+        let mut heap = self.heap.lock().unwrap();
+        loop {
+            if heap.closed {
+                return;
             }
-            t
-        };
-        let again = timer.as_ref().and_then(|t| t.fire(generation));
-        heap = w.heap.lock().unwrap();
-        if let Some(next) = again {
-            heap.push(Reverse((next, generation, key)));
+            let Some(&Reverse((at, generation, key))) = heap.entries.peek() else {
+                heap = self.cond.wait(heap).unwrap();
+                continue;
+            };
+            let now = Instant::now();
+            if at > now {
+                heap = self.cond.wait_timeout(heap, at - now).unwrap().0;
+                continue;
+            }
+            heap.entries.pop();
+            drop(heap);
+            let timer = {
+                let mut timers = self.timers.lock().unwrap();
+                let t = timers.get(&key).and_then(Weak::upgrade);
+                if t.is_none() {
+                    timers.remove(&key);
+                }
+                t
+            };
+            let again = timer.as_ref().and_then(|t| t.fire(generation));
+            heap = self.heap.lock().unwrap();
+            if let Some(next) = again {
+                heap.entries.push(Reverse((next, generation, key)));
+            }
         }
     }
 }

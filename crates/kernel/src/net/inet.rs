@@ -2,6 +2,7 @@
 //! sockets, served by the sandbox's own TCP/IP stack (the `netstack`
 //! crate). This file speaks the socket ABI (sockaddr_in/in6, options,
 //! blocking with timeouts and signals); the stack does the protocols.
+//! [`InetFamily`] makes these sockets for the kernel's family table.
 //!
 //! Each socket has one wait queue; the stack calls the socket's waker
 //! whenever its readiness may have changed, which notifies the queue, so
@@ -9,6 +10,7 @@
 
 use super::consts::*;
 use crate::fs::events::*;
+use super::socket::{Accepted, RecvMsg, SendMsg, Socket, SocketFamily};
 use crate::fs::{anon, FileOps, OpenFile};
 use crate::task::TaskCtx;
 use crate::wait::WaitQueue;
@@ -75,10 +77,6 @@ impl InetSocket {
         let q = queue.clone();
         sock.set_waker(Arc::new(move || q.notify_all()));
         Arc::new(InetSocket { family, stype, sock, queue, local: Mutex::default(), ino: anon::next_ino() })
-    }
-
-    pub fn open(s: Arc<InetSocket>, flags: u32) -> Arc<OpenFile> {
-        anon::open(s, libc::O_RDWR as u32 | flags)
     }
 
     fn timeout(&self, send: bool) -> Option<Instant> {
@@ -506,6 +504,86 @@ impl FileOps for InetSocket {
 
     fn wait_queue(&self) -> Option<&WaitQueue> {
         Some(&self.queue)
+    }
+}
+
+/// AF_INET or AF_INET6: TCP and UDP sockets on the sandbox's stack.
+pub struct InetFamily(pub i32);
+
+impl SocketFamily for InetFamily {
+    fn domain(&self) -> i32 {
+        self.0
+    }
+
+    fn socket(&self, t: &TaskCtx, stype: i32, protocol: i32) -> SysResult<Arc<dyn Socket>> {
+        Ok(create(t, self.0, stype, protocol)?)
+    }
+}
+
+impl Socket for InetSocket {
+    fn domain(&self) -> i32 {
+        self.family
+    }
+
+    fn stype(&self) -> i32 {
+        self.stype
+    }
+
+    fn bind(&self, _t: &TaskCtx, addr: &[u8]) -> SysResult<()> {
+        InetSocket::bind(self, addr)
+    }
+
+    fn listen(&self, _t: &TaskCtx, backlog: i32) -> SysResult<()> {
+        InetSocket::listen(self, backlog)
+    }
+
+    fn accept(&self, t: &TaskCtx, nonblock: bool) -> SysResult<Accepted> {
+        let (socket, peer) = InetSocket::accept(self, t, nonblock)?;
+        Ok(Accepted { socket, peer })
+    }
+
+    fn connect(&self, t: &TaskCtx, addr: &[u8], nonblock: bool) -> SysResult<()> {
+        InetSocket::connect(self, t, addr, nonblock)
+    }
+
+    fn shutdown(&self, _t: &TaskCtx, how: i32) -> SysResult<()> {
+        InetSocket::shutdown(self, how)
+    }
+
+    fn sendmsg(&self, t: &TaskCtx, msg: SendMsg, flags: u32, nonblock: bool) -> SysResult<usize> {
+        // Control messages (IP_PKTINFO, IP_TOS, …) are not applied to inet
+        // sends. SIGPIPE is the socket calls' to raise.
+        self.send(t, &msg.data, msg.to.as_deref(), flags | MSG_NOSIGNAL, nonblock)
+    }
+
+    fn recvmsg(&self, t: &TaskCtx, max: usize, _control_room: usize, flags: u32, nonblock: bool) -> SysResult<RecvMsg> {
+        let (data, full, from) = self.recv(t, max, flags, nonblock)?;
+        let truncated = full > data.len();
+        let ret = if flags & MSG_TRUNC != 0 && self.stype != SOCK_STREAM { full } else { data.len() };
+        Ok(RecvMsg { ret, flags: if truncated { MSG_TRUNC } else { 0 }, data, from, control: Vec::new() })
+    }
+
+    fn getsockname(&self, _t: &TaskCtx) -> SysResult<Vec<u8>> {
+        Ok(self.name())
+    }
+
+    fn getpeername(&self, _t: &TaskCtx) -> SysResult<Vec<u8>> {
+        self.peer_name()
+    }
+
+    fn setsockopt(&self, t: &TaskCtx, level: i32, name: i32, optval: u64, optlen: u32) -> SysResult<()> {
+        let len = optlen as i32;
+        if len < 0 {
+            return Err(Errno::EINVAL);
+        }
+        let val = t.copy_in(optval, (len as usize).min(256))?;
+        InetSocket::setsockopt(self, level, name, &val)
+    }
+
+    fn getsockopt(&self, t: &TaskCtx, level: i32, name: i32, optval: u64, optlen: u64) -> SysResult<()> {
+        let len = super::sockopt::read_len(t, optlen)?;
+        let bytes = InetSocket::getsockopt(self, level, name)?;
+        super::sockopt::write(t, optval, optlen, len, &bytes)
     }
 }
 

@@ -1,8 +1,12 @@
-//! Sockets: the unix domain (unix.rs) and the inet families (inet.rs,
-//! over the sandbox's TCP/IP stack); the others (netlink, packet, …) fail
-//! at `socket()` with EAFNOSUPPORT.
+//! Sockets: families behind one interface ([`socket::Socket`],
+//! [`socket::SocketFamily`]), each kernel holding the table of the
+//! families it serves: unix (unix.rs) and inet (inet.rs, over the
+//! sandbox's TCP/IP stack); a domain without a family (netlink, packet, …)
+//! fails at `socket()` with EAFNOSUPPORT.
 
 pub mod inet;
+pub mod socket;
+pub mod sockopt;
 pub mod unix;
 
 /// Constants of the socket ABI (x86-64 Linux).
@@ -53,6 +57,7 @@ pub mod consts {
     pub const MSG_DONTWAIT: u32 = 0x40;
     pub const MSG_EOR: u32 = 0x80;
     pub const MSG_WAITALL: u32 = 0x100;
+    pub const MSG_ERRQUEUE: u32 = 0x2000;
     pub const MSG_NOSIGNAL: u32 = 0x4000;
     pub const MSG_MORE: u32 = 0x8000;
     pub const MSG_WAITFORONE: u32 = 0x10000;

@@ -9,10 +9,17 @@
 //! is taken, except connect (client, then listener), which no path takes
 //! in the other order.
 //!
-//! Names: abstract names (`\0…`) live in a sentry-wide table, as do path
-//! names for now (keyed by the resolved absolute path). That is interim:
-//! a bound path should be a socket inode in the file system (visible to
-//! stat/unlink); the VFS hook for it is being added by the fs owner.
+//! Names: abstract names (`\0…`) live in a table of the kernel's unix
+//! family ([`Names`]), as do path names (keyed by the resolved absolute
+//! path). A bound path is not (yet) a socket inode in the file system:
+//! stat and unlink do not see it.
+//!
+//! The socket calls reach this through the [`Socket`](super::socket::Socket)
+//! interface (`unix/family.rs`), which parses `sockaddr_un` and control
+//! messages.
+
+mod family;
+pub use family::UnixFamily;
 
 use super::consts::*;
 use super::Ucred;
@@ -24,7 +31,8 @@ use crate::SysResult;
 use abi::types::Stat;
 use abi::Errno;
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 /// Linux's default SO_SNDBUF/SO_RCVBUF (net.core.wmem_default).
@@ -36,7 +44,7 @@ const MIN_RCVBUF: usize = 2304;
 /// Linux's SOMAXCONN.
 const SOMAXCONN: usize = 4096;
 
-/// Where a name lives in the sentry-wide table.
+/// Where a name lives in the family's table.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Key {
     /// The bytes after the leading NUL.
@@ -57,14 +65,19 @@ pub fn unnamed() -> Vec<u8> {
     (AF_UNIX as u16).to_ne_bytes().to_vec()
 }
 
-fn names() -> &'static Mutex<HashMap<Key, Weak<UnixSocket>>> {
-    static N: OnceLock<Mutex<HashMap<Key, Weak<UnixSocket>>>> = OnceLock::new();
-    N.get_or_init(Default::default)
+/// The names bound in one kernel's unix family.
+#[derive(Default)]
+pub struct Names {
+    table: Mutex<HashMap<Key, Weak<UnixSocket>>>,
+    /// Where the next autobind name is looked for.
+    next_autobind: AtomicU32,
 }
 
-/// The live socket bound to `key`.
-pub fn lookup(key: &Key) -> Option<Arc<UnixSocket>> {
-    names().lock().unwrap().get(key).and_then(Weak::upgrade).filter(|s| !s.state.lock().unwrap().closed)
+impl Names {
+    /// The live socket bound to `key`.
+    pub fn lookup(&self, key: &Key) -> Option<Arc<UnixSocket>> {
+        self.table.lock().unwrap().get(key).and_then(Weak::upgrade).filter(|s| !s.state.lock().unwrap().closed)
+    }
 }
 
 /// One queued message (a datagram, a seqpacket record, or a chunk of a
@@ -130,6 +143,10 @@ pub struct UnixSocket {
     state: Mutex<State>,
     queue: WaitQueue,
     ino: u64,
+    /// The table the socket's name is bound in (its family's).
+    names: Arc<Names>,
+    /// The socket itself, for the links peers and names keep to it.
+    me: Weak<UnixSocket>,
 }
 
 /// What a receive returns.
@@ -147,9 +164,14 @@ fn deadline(d: Option<Duration>) -> Option<Instant> {
 }
 
 impl UnixSocket {
-    pub fn new(stype: i32) -> Arc<UnixSocket> {
+    pub fn new(stype: i32, names: &Arc<Names>) -> Arc<UnixSocket> {
         let st = State { sndbuf: DEFAULT_BUF, rcvbuf: DEFAULT_BUF, ..Default::default() };
-        Arc::new(UnixSocket { stype, state: Mutex::new(st), queue: WaitQueue::new(), ino: anon::next_ino() })
+        Arc::new_cyclic(|me| UnixSocket { stype, state: Mutex::new(st), queue: WaitQueue::new(), ino: anon::next_ino(), names: names.clone(), me: me.clone() })
+    }
+
+    /// This socket as the `Arc` its descriptions hold.
+    fn arc(&self) -> Arc<UnixSocket> {
+        self.me.upgrade().expect("a socket in use has a reference")
     }
 
     fn connection_oriented(&self) -> bool {
@@ -157,8 +179,8 @@ impl UnixSocket {
     }
 
     /// socketpair(2): two sockets connected to each other.
-    pub fn pair(stype: i32, cred: Ucred) -> (Arc<UnixSocket>, Arc<UnixSocket>) {
-        let (a, b) = (UnixSocket::new(stype), UnixSocket::new(stype));
+    pub fn pair(stype: i32, cred: Ucred, names: &Arc<Names>) -> (Arc<UnixSocket>, Arc<UnixSocket>) {
+        let (a, b) = (UnixSocket::new(stype, names), UnixSocket::new(stype, names));
         for (x, y) in [(&a, &b), (&b, &a)] {
             let mut s = x.state.lock().unwrap();
             s.peer = Some(y.clone());
@@ -168,36 +190,31 @@ impl UnixSocket {
         (a, b)
     }
 
-    pub fn open(s: Arc<UnixSocket>, flags: u32) -> Arc<OpenFile> {
-        anon::open(s, libc::O_RDWR as u32 | flags)
-    }
-
     /// bind(2) to `name` (already parsed and, for paths, resolved).
-    pub fn bind(self: &Arc<Self>, name: Name) -> SysResult<()> {
+    pub fn bind_name(&self, name: Name) -> SysResult<()> {
         let mut st = self.state.lock().unwrap();
         if st.name.is_some() || st.closed {
             return Err(Errno::EINVAL);
         }
-        let mut table = names().lock().unwrap();
-        if table.get(&name.key).and_then(Weak::upgrade).is_some_and(|s| !Arc::ptr_eq(&s, self) && !s.state.try_lock().map(|x| x.closed).unwrap_or(false)) {
+        let mut table = self.names.table.lock().unwrap();
+        if table.get(&name.key).and_then(Weak::upgrade).is_some_and(|s| !std::ptr::eq(Arc::as_ptr(&s), self) && !s.state.try_lock().map(|x| x.closed).unwrap_or(false)) {
             return Err(Errno::EADDRINUSE);
         }
-        table.insert(name.key.clone(), Arc::downgrade(self));
+        table.insert(name.key.clone(), self.me.clone());
         st.name = Some(name);
         Ok(())
     }
 
     /// An autobind name (bind with only the family): five hex digits in
     /// the abstract namespace, as Linux picks them.
-    pub fn autobind(self: &Arc<Self>) -> SysResult<()> {
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    pub fn autobind(&self) -> SysResult<()> {
         for _ in 0..0x100000 {
-            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) & 0xfffff;
+            let n = (self.names.next_autobind.fetch_add(1, Ordering::Relaxed) + 1) & 0xfffff;
             let id = format!("{n:05x}").into_bytes();
             let mut raw = unnamed();
             raw.push(0);
             raw.extend_from_slice(&id);
-            match self.bind(Name { key: Key::Abstract(id), raw }) {
+            match self.bind_name(Name { key: Key::Abstract(id), raw }) {
                 Err(Errno::EADDRINUSE) => continue,
                 r => return r,
             }
@@ -209,17 +226,17 @@ impl UnixSocket {
         self.state.lock().unwrap().name.is_some()
     }
 
-    pub fn name(&self) -> Vec<u8> {
+    pub fn sockname(&self) -> Vec<u8> {
         self.state.lock().unwrap().name.as_ref().map(|n| n.raw.clone()).unwrap_or_else(unnamed)
     }
 
     /// getpeername(2): ENOTCONN when not connected.
     pub fn peer_name(&self) -> SysResult<Vec<u8>> {
         let peer = self.state.lock().unwrap().peer.clone().ok_or(Errno::ENOTCONN)?;
-        Ok(peer.name())
+        Ok(peer.sockname())
     }
 
-    pub fn listen(&self, backlog: i32, cred: Ucred) -> SysResult<()> {
+    pub fn listen_with(&self, backlog: i32, cred: Ucred) -> SysResult<()> {
         if !self.connection_oriented() {
             return Err(Errno::EOPNOTSUPP);
         }
@@ -239,7 +256,7 @@ impl UnixSocket {
 
     /// connect(2) for connection-oriented sockets: queues a new server-side
     /// socket on the listener's backlog and connects to it at once.
-    pub fn connect(self: &Arc<Self>, t: &TaskCtx, target: &Arc<UnixSocket>, cred: Ucred, nonblock: bool) -> SysResult<()> {
+    pub fn connect_to(&self, t: &TaskCtx, target: &Arc<UnixSocket>, cred: Ucred, nonblock: bool) -> SysResult<()> {
         if !self.connection_oriented() {
             // A datagram socket's connect only sets the default destination.
             if target.stype != self.stype {
@@ -280,10 +297,10 @@ impl UnixSocket {
                     _ if closed => Err(Errno::ECONNREFUSED),
                     Some(b) if b.pending.len() > b.max => Ok(None),
                     Some(b) => {
-                        let server = UnixSocket::new(self.stype);
+                        let server = UnixSocket::new(self.stype, &self.names);
                         {
                             let mut ss = server.state.lock().unwrap();
-                            ss.peer = Some(self.clone());
+                            ss.peer = Some(self.arc());
                             ss.connected = true;
                             ss.embryo = true;
                             ss.peercred = Some(cred);
@@ -327,7 +344,7 @@ impl UnixSocket {
     }
 
     /// accept(2): the next queued connection.
-    pub fn accept(&self, t: &TaskCtx, nonblock: bool) -> SysResult<Arc<UnixSocket>> {
+    pub fn accept_next(&self, t: &TaskCtx, nonblock: bool) -> SysResult<Arc<UnixSocket>> {
         let until = deadline(self.state.lock().unwrap().rcvtimeo);
         loop {
             let seen = t.prepare_block(&[&self.queue]);
@@ -365,7 +382,7 @@ impl UnixSocket {
     }
 
     /// shutdown(2).
-    pub fn shutdown(&self, how: i32) -> SysResult<()> {
+    pub fn shut(&self, how: i32) -> SysResult<()> {
         if !(SHUT_RD..=SHUT_RDWR).contains(&how) {
             return Err(Errno::EINVAL);
         }
@@ -520,7 +537,7 @@ impl UnixSocket {
                 }
                 let got = !out.data.is_empty() || out.full_len > 0 || !out.rights.is_empty();
                 let eof = st.rcv.is_empty() && (st.shut_rd || (self.connection_oriented() && st.connected && st.peer.is_none()));
-                let stop_here = out.rights.len() > 0 || !waitall || peek || self.stype != SOCK_STREAM || out.data.len() >= max;
+                let stop_here = !out.rights.is_empty() || !waitall || peek || self.stype != SOCK_STREAM || out.data.len() >= max;
                 (got, (got && stop_here) || eof, st.peer.clone())
             };
             if progress && !peek {
@@ -715,7 +732,7 @@ impl UnixSocket {
             (st.peer.take(), st.name.take(), std::mem::take(&mut st.rcv), st.listening.take(), unread)
         };
         if let Some(n) = name {
-            let mut table = names().lock().unwrap();
+            let mut table = self.names.table.lock().unwrap();
             if table.get(&n.key).is_some_and(|w| std::ptr::eq(w.as_ptr(), self)) {
                 table.remove(&n.key);
             }

@@ -69,9 +69,9 @@ fn sys_close(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     let f = t.files().get(fd)?;
     // Closing any descriptor of a file drops the process's record locks
     // on it (POSIX semantics sqlite works around, and relies on).
-    if f.has_locks.load(std::sync::atomic::Ordering::Relaxed) {
+    if f.has_locks() {
         if let Ok(key) = crate::fs::lock::key_of(&f) {
-            crate::fs::lock::table().release(key, crate::fs::lock::Owner::Process(t.tgid()));
+            t.kernel().locks.release(key, crate::fs::lock::Owner::Process(t.tgid()));
         }
     }
     drop(f);
@@ -436,7 +436,7 @@ pub fn flock_range(fl: &Flock, file: &OpenFile) -> SysResult<(u64, u64)> {
 /// fcntl record locks: process-owned (F_*LK) and description-owned
 /// (F_OFD_*LK) byte ranges of one shared space.
 fn record_lock(t: &TaskCtx, file: &Arc<OpenFile>, cmd: i32, arg: u64) -> SysResult<u64> {
-    use crate::fs::lock::{self, Owner, Want};
+    use crate::fs::lock::{Owner, Want};
     let mut fl: Flock = t.read_obj(arg)?;
     let ofd = matches!(cmd, libc::F_OFD_GETLK | libc::F_OFD_SETLK | libc::F_OFD_SETLKW);
     if ofd && fl.l_pid != 0 {
@@ -445,7 +445,6 @@ fn record_lock(t: &TaskCtx, file: &Arc<OpenFile>, cmd: i32, arg: u64) -> SysResu
     if file.flags() & libc::O_PATH as u32 != 0 {
         return Err(Errno::EBADF);
     }
-    install_liveness(t);
     let owner = if ofd { Owner::File(Arc::as_ptr(file) as usize) } else { Owner::Process(t.tgid()) };
     let (start, end) = flock_range(&fl, file)?;
     let key = crate::fs::lock::key_of(file)?;
@@ -457,7 +456,7 @@ fn record_lock(t: &TaskCtx, file: &Arc<OpenFile>, cmd: i32, arg: u64) -> SysResu
     };
     if matches!(cmd, libc::F_GETLK | libc::F_OFD_GETLK) {
         let w = write.ok_or(Errno::EINVAL)?;
-        match lock::table().test(key, owner, start, end, w) {
+        match t.kernel().locks.test(key, owner, start, end, w) {
             None => fl.l_type = libc::F_UNLCK as i16,
             Some(r) => {
                 fl.l_type = if r.write { libc::F_WRLCK } else { libc::F_RDLCK } as i16;
@@ -478,20 +477,10 @@ fn record_lock(t: &TaskCtx, file: &Arc<OpenFile>, cmd: i32, arg: u64) -> SysResu
         Some(true) if !file.writable() => return Err(Errno::EBADF),
         _ => {}
     }
-    file.has_locks.store(true, std::sync::atomic::Ordering::Relaxed);
+    file.took_lock(&t.kernel().locks);
     let wait = matches!(cmd, libc::F_SETLKW | libc::F_OFD_SETLKW);
-    lock::table().lock(t, key, owner, Want::Range { start, end, write }, wait, Errno::EAGAIN)?;
+    t.kernel().locks.lock(t, key, owner, Want::Range { start, end, write }, wait, Errno::EAGAIN)?;
     Ok(0)
-}
-
-/// Tells the lock table how to see that a lock's process has exited.
-fn install_liveness(t: &TaskCtx) {
-    let k = Arc::downgrade(t.kernel());
-    crate::fs::lock::set_process_alive(Box::new(move |pid| {
-        let Some(k) = k.upgrade() else { return false };
-        let g = k.tree.lock().unwrap().groups.get(&pid).cloned();
-        g.is_some_and(|g| g.state.lock().unwrap().zombie.is_none())
-    }));
 }
 
 fn sys_ioctl(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {

@@ -6,7 +6,6 @@ use crate::sys;
 use crate::task::TaskCtx;
 use crate::SysResult;
 use abi::Errno;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 pub const SYSCALLS: &[Entry] = &[
@@ -26,8 +25,8 @@ fn sys_flock(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
         _ => return Err(Errno::EINVAL),
     };
     let key = lock::key_of(&f)?;
-    f.has_locks.store(true, Ordering::Relaxed);
+    f.took_lock(&t.kernel().locks);
     let owner = Owner::File(Arc::as_ptr(&f) as usize);
-    lock::table().lock(t, key, owner, Want::Flock { exclusive }, op & libc::LOCK_NB == 0, Errno::EAGAIN)?;
+    t.kernel().locks.lock(t, key, owner, Want::Flock { exclusive }, op & libc::LOCK_NB == 0, Errno::EAGAIN)?;
     Ok(0)
 }

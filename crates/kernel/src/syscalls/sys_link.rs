@@ -131,7 +131,7 @@ fn do_rename(t: &TaskCtx, olddirfd: i32, old_addr: u64, newdirfd: i32, new_addr:
             return Err(Errno::EINVAL);
         }
     }
-    if !src.is_dir() && (old.ends_with(b"/") || new.ends_with(b"/")) && dst.as_ref().map_or(true, |d| !d.is_dir()) {
+    if !src.is_dir() && (old.ends_with(b"/") || new.ends_with(b"/")) && !dst.as_ref().is_some_and(|d| d.is_dir()) {
         return Err(Errno::ENOTDIR);
     }
     drop(dst);

@@ -42,7 +42,7 @@ fn sys_timerfd_create(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     if flags & !((libc::O_NONBLOCK | libc::O_CLOEXEC) as u32) != 0 {
         return Err(Errno::EINVAL);
     }
-    let f = timerfd::open(timerfd::new(host_clock), flags & libc::O_NONBLOCK as u32);
+    let f = timerfd::open(timerfd::new(host_clock, &t.kernel().timerfds), flags & libc::O_NONBLOCK as u32);
     Ok(t.files().install(f, flags & libc::O_CLOEXEC as u32 != 0)? as u64)
 }
 
