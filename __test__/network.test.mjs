@@ -198,7 +198,25 @@ wait $NC
 cat /tmp/got
 `;
 
+// What programs read about the network: rtnetlink (iproute2, busybox ip,
+// glibc's if_nameindex and AI_ADDRCONFIG) and the SIOCGIF* ioctls.
+const INTERFACES = String.raw`
+ip -br link
+ip -br addr
+ip addr
+ip route
+ip -6 route
+busybox ip addr
+/usr/bin/python3 -c 'import socket; print(socket.if_nameindex())'
+/usr/bin/python3 -c 'import socket; print(sorted(set(a[4][0] for a in socket.getaddrinfo("localhost", 80, proto=socket.IPPROTO_TCP, flags=socket.AI_ADDRCONFIG))))'
+`;
+
+const ipAvailable = spawnSync('ip', ['-V']).status === 0;
+
 describe('the sandbox network stack over loopback', () => {
+  test('ip, busybox ip and glibc see the links as on Linux', { skip: ipAvailable ? false : 'no iproute2 `ip`' }, () =>
+    assertSameAsLinux([busybox, 'sh', '-c', INTERFACES]));
+
   test('the socket API behaves as on Linux', () => assertSameAsLinux(['/usr/bin/python3', '-u', '-c', SOCKET_API]));
 
   test('busybox httpd serves wget, nc carries a stream', () => assertSameAsLinux([busybox, 'sh', '-c', BUSYBOX_NET]));

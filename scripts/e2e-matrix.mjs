@@ -1,6 +1,6 @@
 // Runs the end-to-end tests (node --test __test__/, or the files given as
-// arguments) once per platform: ptrace always, kvm where /dev/kvm is usable
-// (else says why it is skipped). The platform reaches every `veil` the tests
+// arguments) once per platform: ptrace and systrap where they work, kvm
+// where /dev/kvm is usable (else says why it is skipped). The platform reaches every `veil` the tests
 // run through $VEIL_PLATFORM, the CLI's default for --platform.
 //
 //   node scripts/e2e-matrix.mjs [TEST FILES...]
@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { platformUnusable, repo } from '../__test__/helpers.mjs';
 
 const files = process.argv.slice(2);
-const platforms = (process.env.VEIL_E2E_PLATFORMS || 'ptrace,kvm').split(',').filter(Boolean);
+const platforms = (process.env.VEIL_E2E_PLATFORMS || 'ptrace,kvm,systrap').split(',').filter(Boolean);
 
 const results = [];
 for (const platform of platforms) {

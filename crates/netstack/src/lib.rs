@@ -32,7 +32,7 @@ mod udp;
 
 pub use abi::Errno;
 pub use socket::{Opts, Socket};
-pub use stack::{LinkSpec, Stack};
+pub use stack::{LinkInfo, LinkSpec, Stack};
 
 use std::sync::Arc;
 

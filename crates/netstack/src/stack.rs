@@ -46,6 +46,18 @@ pub(crate) struct Net {
     pub set: SocketSet<'static>,
 }
 
+/// A link as programs see it (netlink, /proc/net): index 1 is `lo`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinkInfo {
+    pub index: u32,
+    pub name: String,
+    /// None for loopback.
+    pub mac: Option<[u8; 6]>,
+    pub mtu: u32,
+    pub addrs: Vec<(IpAddr, u8)>,
+    pub gateways: Vec<IpAddr>,
+}
+
 /// An interface of the container's network namespace, as the sandbox
 /// takes it over.
 pub struct LinkSpec {
@@ -191,6 +203,37 @@ impl Stack {
     /// The links' names, in order (loopback first).
     pub fn link_names(&self) -> Vec<String> {
         self.shared.lock().links.iter().map(|l| l.name.clone()).collect()
+    }
+
+    /// The links as `ip link`/`ip addr`/`ip route` show them.
+    pub fn interfaces(&self) -> Vec<LinkInfo> {
+        let mut g = self.shared.lock();
+        let mut out = Vec::new();
+        for (i, l) in g.links.iter_mut().enumerate() {
+            let mac = match &l.dev {
+                Link::Packet(_) => match l.iface.hardware_addr() {
+                    HardwareAddress::Ethernet(m) => Some(m.0),
+                    _ => None,
+                },
+                Link::Loopback(_) => None,
+            };
+            let mtu = match &l.dev {
+                Link::Loopback(_) => 65536,
+                Link::Packet(_) => smoltcp::phy::Device::capabilities(&l.dev).max_transmission_unit - 14,
+            };
+            let addrs: Vec<(IpAddr, u8)> = l
+                .iface
+                .ip_addrs()
+                .iter()
+                .map(|c| (IpAddr::from(c.address()), c.prefix_len()))
+                // The other links' addresses that loopback also carries are theirs.
+                .filter(|(a, len)| i != 0 || a.is_loopback() || (*len != 32 && *len != 128))
+                .collect();
+            let mut gateways = Vec::new();
+            l.iface.routes_mut().update(|r| gateways.extend(r.iter().map(|route| IpAddr::from(route.via_router))));
+            out.push(LinkInfo { index: i as u32 + 1, name: l.name.clone(), mac, mtu: mtu as u32, addrs, gateways });
+        }
+        out
     }
 }
 

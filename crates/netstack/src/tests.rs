@@ -271,6 +271,10 @@ fn transfer(c: &Socket, s: &Socket, data: &[u8]) -> Vec<u8> {
 fn tcp_and_udp_across_an_ethernet_link() {
     let (a, b) = wired();
     assert_eq!(a.link_names(), vec!["lo", "eth0"]);
+    let links = a.interfaces();
+    assert_eq!(links[0].addrs, vec![("127.0.0.1".parse().unwrap(), 8), ("::1".parse().unwrap(), 128)]);
+    assert_eq!((links[1].index, links[1].mtu, links[1].mac), (2, 1500, Some([2, 0, 0, 0, 0, 1])));
+    assert_eq!(links[1].addrs[0], ("10.9.0.1".parse().unwrap(), 24));
     let l = b.socket(Proto::Tcp, true);
     l.bind(addr("[::]:80")).unwrap();
     l.listen(4).unwrap();

@@ -17,6 +17,7 @@ use std::sync::Arc;
 pub mod kvm;
 pub mod ptrace;
 pub mod registry;
+pub mod systrap;
 
 /// x86-64 general purpose registers, laid out as Linux's `user_regs_struct`
 /// so that the ptrace platform can pass it to `PTRACE_GETREGS` unchanged.

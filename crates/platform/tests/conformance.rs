@@ -23,8 +23,8 @@ const PAGE: u64 = 4096;
 /// `every_registry_entry_runs_the_suite`).
 macro_rules! on_every_platform {
     ($($test:ident),* $(,)?) => {
-        $( on_every_platform!(@one $test [kvm ptrace]); )*
-        const SUITE_PLATFORMS: &[&str] = &["kvm", "ptrace"];
+        $( on_every_platform!(@one $test [kvm ptrace systrap]); )*
+        const SUITE_PLATFORMS: &[&str] = &["kvm", "ptrace", "systrap"];
     };
     (@one $test:ident [$($p:ident)*]) => {
         mod $test {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use memfile::{FileRange, MemoryFile};
 use platform::ptrace::{PtraceAddressSpace, PtraceContext, PtracePlatform};
-use platform::{AddressSpace, Context, CpuState, Exit, Perms, Platform, PlatformError, Regs, SignalInfo};
+use platform::{AddressSpace, Context, CpuState, Exit, Perms, Platform, PlatformError, Regs};
 
 const CODE: u64 = 0x40_0000;
 const DATA: u64 = 0x50_0000;

@@ -215,7 +215,10 @@ impl InetSocket {
         }
         let peek = flags & MSG_PEEK != 0;
         let waitall = flags & MSG_WAITALL != 0 && self.stype == SOCK_STREAM && !peek && !nonblock;
-        let mut buf = vec![0u8; max];
+        // What is there to read bounds the buffer (a zeroed megabyte per
+        // call costs more than the copy); MSG_WAITALL needs all of it.
+        let room = if waitall { max } else { max.min(self.sock.readable_bytes().max(64 * 1024)) };
+        let mut buf = vec![0u8; room];
         let mut got = 0;
         let mut full = 0;
         let mut from = Vec::new();
@@ -226,7 +229,7 @@ impl InetSocket {
             if let Some(a) = r.from {
                 from = sockaddr(self.family, a);
             }
-            if waitall && r.len > 0 && got < max {
+            if waitall && r.len > 0 && got < room {
                 return Err(Errno::EAGAIN);
             }
             Ok(())
@@ -471,6 +474,66 @@ pub fn sockaddr(family: i32, a: SocketAddr) -> Vec<u8> {
     out
 }
 
+/// The SIOCGIF* ioctls on a `struct ifreq` (name[16], then a union):
+/// index, name, flags, MTU, hardware address, IPv4 address and netmask,
+/// transmit queue length of the sandbox's links. Setting is refused.
+fn interface_ioctl(t: &TaskCtx, cmd: u64, arg: u64) -> SysResult<u64> {
+    const SIOCGIFNAME: u64 = 0x8910;
+    const SIOCGIFFLAGS: u64 = 0x8913;
+    const SIOCGIFADDR: u64 = 0x8915;
+    const SIOCGIFNETMASK: u64 = 0x891b;
+    const SIOCGIFMTU: u64 = 0x8921;
+    const SIOCGIFHWADDR: u64 = 0x8927;
+    const SIOCGIFINDEX: u64 = 0x8933;
+    const SIOCGIFTXQLEN: u64 = 0x8942;
+    let mut ifr = t.copy_in(arg, 40)?;
+    let links = t.kernel().net().interfaces();
+    let link = if cmd == SIOCGIFNAME {
+        let index = u32::from_ne_bytes(ifr[16..20].try_into().unwrap());
+        links.iter().find(|l| l.index == index)
+    } else {
+        let end = ifr[..16].iter().position(|&b| b == 0).unwrap_or(16);
+        links.iter().find(|l| l.name.as_bytes() == &ifr[..end])
+    };
+    let Some(l) = link else { return Err(Errno::ENODEV) };
+    let v4 = l.addrs.iter().find_map(|(a, len)| if let IpAddr::V4(x) = a { Some((*x, *len)) } else { None });
+    let sockaddr_in = |ip: Ipv4Addr| sockaddr(AF_INET, SocketAddr::new(IpAddr::V4(ip), 0));
+    let u = &mut ifr[16..40];
+    match cmd {
+        SIOCGIFNAME => {
+            let name = l.name.as_bytes();
+            ifr[..16].fill(0);
+            ifr[..name.len().min(15)].copy_from_slice(&name[..name.len().min(15)]);
+        }
+        SIOCGIFINDEX => u[..4].copy_from_slice(&(l.index as i32).to_ne_bytes()),
+        SIOCGIFFLAGS => {
+            // IFF_UP | IFF_RUNNING, and LOOPBACK or BROADCAST|MULTICAST.
+            let flags: i16 = 0x1 | 0x40 | if l.mac.is_none() { 0x8 } else { 0x2 | 0x1000 };
+            u[..2].copy_from_slice(&flags.to_ne_bytes());
+        }
+        SIOCGIFMTU => u[..4].copy_from_slice(&(l.mtu as i32).to_ne_bytes()),
+        SIOCGIFTXQLEN => u[..4].copy_from_slice(&1000i32.to_ne_bytes()),
+        SIOCGIFHWADDR => {
+            // ARPHRD_ETHER or ARPHRD_LOOPBACK, then the address.
+            let family: u16 = if l.mac.is_some() { 1 } else { 772 };
+            u[..2].copy_from_slice(&family.to_ne_bytes());
+            u[2..8].copy_from_slice(&l.mac.unwrap_or([0; 6]));
+        }
+        SIOCGIFADDR => {
+            let (ip, _) = v4.ok_or(Errno::EADDRNOTAVAIL)?;
+            u[..16].copy_from_slice(&sockaddr_in(ip));
+        }
+        SIOCGIFNETMASK => {
+            let (_, len) = v4.ok_or(Errno::EADDRNOTAVAIL)?;
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len as u32) };
+            u[..16].copy_from_slice(&sockaddr_in(Ipv4Addr::from(mask)));
+        }
+        _ => return Err(Errno::EINVAL),
+    }
+    t.copy_out(arg, &ifr)?;
+    Ok(0)
+}
+
 impl FileOps for InetSocket {
     fn read(&self, t: &TaskCtx, file: &OpenFile, buf: &mut [u8]) -> SysResult<usize> {
         let (data, _, _) = self.recv(t, buf.len(), 0, file.nonblocking())?;
@@ -492,6 +555,7 @@ impl FileOps for InetSocket {
         let n = match cmd {
             libc::FIONREAD => self.sock.readable_bytes(),
             libc::TIOCOUTQ => self.sock.unsent_bytes(),
+            0x8910..=0x8950 => return interface_ioctl(t, cmd, arg),
             _ => return Err(Errno::ENOTTY),
         };
         t.write_obj(arg, &(n.min(i32::MAX as usize) as i32))?;

@@ -1,10 +1,11 @@
 //! Sockets: families behind one interface ([`socket::Socket`],
 //! [`socket::SocketFamily`]), each kernel holding the table of the
-//! families it serves: unix (unix.rs) and inet (inet.rs, over the
-//! sandbox's TCP/IP stack); a domain without a family (netlink, packet, …)
-//! fails at `socket()` with EAFNOSUPPORT.
+//! families it serves: unix (unix.rs), inet (inet.rs, over the sandbox's
+//! TCP/IP stack) and netlink's NETLINK_ROUTE (netlink.rs); a domain without
+//! a family (packet, …) fails at `socket()` with EAFNOSUPPORT.
 
 pub mod inet;
+pub mod netlink;
 pub mod socket;
 pub mod sockopt;
 pub mod unix;

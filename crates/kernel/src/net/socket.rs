@@ -156,7 +156,7 @@ impl Families {
 /// The families every kernel starts with; a new family adds one line.
 fn default_families() -> Vec<Arc<dyn SocketFamily>> {
     use super::inet::{InetFamily, AF_INET, AF_INET6};
-    vec![Arc::new(super::unix::UnixFamily::default()), Arc::new(InetFamily(AF_INET)), Arc::new(InetFamily(AF_INET6))]
+    vec![Arc::new(super::unix::UnixFamily::default()), Arc::new(InetFamily(AF_INET)), Arc::new(InetFamily(AF_INET6)), Arc::new(super::netlink::NetlinkFamily)]
 }
 
 /// The description of a socket: its `FileOps` are the socket's, and
