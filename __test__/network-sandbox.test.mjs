@@ -41,6 +41,48 @@ function vethPair() {
 
 const ipAvailable = spawnSync('ip', ['netns', 'list']).status === 0;
 
+// Thousands of random and malformed frames, from the host side of the veth
+// to the sandbox's MAC and to broadcast: garbage, IPv4 headers with random
+// fields (fragments, options, lengths, protocols; half with a correct
+// header checksum), IPv6 with random next headers, ARP with random bodies.
+const FUZZ = String.raw`
+import random, socket, struct, sys
+dev, mac = sys.argv[1], bytes.fromhex(sys.argv[2].replace(":", ""))
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((dev, 0))
+r = random.Random(20261202)
+src = bytes.fromhex("020000000099")
+def csum(h):
+    t = sum(struct.unpack("!%dH" % (len(h) // 2), h))
+    while t >> 16: t = (t & 0xffff) + (t >> 16)
+    return ~t & 0xffff
+def ipv4():
+    body = r.randbytes(r.randrange(0, 1400))
+    h = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, r.randrange(256), r.choice([20 + len(body), r.randrange(65536)]),
+        r.randrange(65536), r.choice([0, 0x2000, r.randrange(65536)]), r.randrange(256), r.choice([1, 6, 17, 58, r.randrange(256)]), 0,
+        bytes([10, 199, 7, 1]), bytes([10, 199, 7, 2])))
+    if r.random() < 0.5: h[10:12] = struct.pack("!H", csum(bytes(h)))
+    return 0x0800, bytes(h) + body
+def ipv6():
+    body = r.randbytes(r.randrange(0, 1400))
+    return 0x86dd, struct.pack("!IHBB16s16s", 0x60000000, r.choice([len(body), r.randrange(65536)]), r.choice([0, 6, 17, 44, 58, 60, r.randrange(256)]), 64,
+        bytes.fromhex("fe800000000000000000000000000001"), bytes.fromhex("ff020000000000000000000000000001")) + body
+def arp():
+    return 0x0806, r.randbytes(r.randrange(0, 60))
+def junk():
+    return r.randrange(65536), r.randbytes(r.randrange(0, 1500))
+sent = 0
+for i in range(4000):
+    et, body = r.choice([ipv4, ipv4, ipv6, arp, junk])()
+    dst = mac if r.random() < 0.8 else bytes([255]) * 6
+    try:
+        s.send(dst + src + struct.pack("!H", et) + body)
+        sent += 1
+    except OSError:
+        pass
+print(sent)
+`;
+
 describe('the sandbox network mode', { skip: ipAvailable ? false : 'no iproute2 `ip` with netns support' }, () => {
   test('a server in the sandbox is reached over a veth, and the sandbox reaches a server outside', async () => {
     const ns = vethPair();
@@ -83,6 +125,17 @@ describe('the sandbox network mode', { skip: ipAvailable ? false : 'no iproute2 
     assert.equal(fetched.slice(fetched.indexOf('\r\n\r\n') + 4), 'served from inside the sandbox\n');
     // The namespace itself no longer holds the address: the sandbox does.
     assert.doesNotMatch(sh(`ip -n ${ns.in} -o addr show dev ${ns.inDev}`), /10\.199\.7\.2/);
+    const fetch = () => {
+      const r = spawnSync('ip', ['netns', 'exec', ns.out, busybox, 'nc', '-w', '5', '10.199.7.2', '80'], { input: 'GET /index.html HTTP/1.0\r\n\r\n', encoding: 'utf8' });
+      return r.stdout;
+    };
+    // Garbage on the wire neither crashes nor wedges the sandbox's stack.
+    const mac = sh(`ip -n ${ns.out} neigh show 10.199.7.2`).match(/lladdr (\S+)/)?.[1];
+    assert.ok(mac, 'the host side learned the sandbox MAC');
+    const fuzz = spawnSync('ip', ['netns', 'exec', ns.out, '/usr/bin/python3', '-c', FUZZ, ns.outDev, mac], { encoding: 'utf8' });
+    assert.equal(fuzz.status, 0, fuzz.stderr);
+    assert.ok(Number(fuzz.stdout) > 3000, `frames sent: ${fuzz.stdout}`);
+    assert.match(fetch(), /\r\n\r\nserved from inside the sandbox\n$/);
     await veilOci(root, ['kill', id, 'KILL']);
     const r = await running;
     // The sandbox sees the address it took over, and reached the host side.

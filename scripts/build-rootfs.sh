@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Debian test rootfs the userland tests run in the sandbox:
-# debootstrap --variant=minbase plus python3, sqlite3, gcc, make, procps.
+# debootstrap --variant=minbase plus python3, sqlite3, gcc, make, procps,
+# inotify-tools.
 #
 # Usage: scripts/build-rootfs.sh [DIR]
 # DIR defaults to $VEIL_ROOTFS or /var/cache/veil/rootfs-bookworm. A finished
@@ -14,7 +15,7 @@
 set -euo pipefail
 
 dir=${1:-${VEIL_ROOTFS:-/var/cache/veil/rootfs-bookworm}}
-packages=python3,sqlite3,gcc,libc6-dev,make,coreutils,procps,tar,gzip,findutils,bsdutils
+packages=python3,sqlite3,gcc,libc6-dev,make,coreutils,procps,tar,gzip,findutils,bsdutils,inotify-tools
 mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
 mirror=${VEIL_DEBIAN_MIRROR:-${mirror:-http://deb.debian.org/debian}}
 marker="$dir/.veil-rootfs-complete"

@@ -146,7 +146,7 @@ function globalFlags(cli: Argv) {
     .option('debug', { type: 'boolean', default: false, describe: 'log what veil and the sandbox do' })
     .option('platform', { type: 'string', default: defaultPlatform(), describe: 'how application code runs: auto (the first platform that works here) or a name `veil-sandbox platforms` lists; default $VEIL_PLATFORM or auto' })
     .option('strace', { type: 'boolean', default: false, describe: "print each application system call as the sentry serves it" })
-    .option('network', { choices: ['none', 'sandbox', 'host'] as const, default: 'sandbox' as const, describe: 'network of the sandbox (every mode gives only the sentry\'s own loopback today)' })
+    .option('network', { choices: ['none', 'sandbox', 'host'] as const, default: 'sandbox' as const, describe: 'network of the sandbox: loopback in the sentry, plus the interfaces of the spec\'s network namespace, which the sentry\'s stack takes over (the modes do not differ yet)' })
     .option('systemd-cgroup', { type: 'boolean', default: false, describe: 'accepted: cgroupsPath "slice:prefix:name" is placed below the slice' })
     .option('rootless', { type: 'string', hidden: true, describe: 'accepted (true|false|auto)' })
     .option('criu', { type: 'string', hidden: true, describe: 'accepted and ignored' });

@@ -198,17 +198,29 @@ const FORWARDED_SIGNALS = { SIGINT: 2, SIGTERM: 15, SIGHUP: 1 } as const;
  * shell status. The sandbox is gone when this settles, whatever happened.
  */
 export async function runInSandbox(options: SandboxOptions): Promise<number> {
-  const sandbox = Sandbox.spawn(options);
-  const forward = (name: keyof typeof FORWARDED_SIGNALS) => sandbox.signal(FORWARDED_SIGNALS[name]);
+  // Forwarding starts before the sandbox does (the platform check and the
+  // spawn take a while): a signal that arrives before the process runs is
+  // passed on as soon as it does, never the death of the CLI.
+  let sandbox: Sandbox | undefined;
+  let running = false;
+  const early: number[] = [];
+  const forward = (name: keyof typeof FORWARDED_SIGNALS) => {
+    const signo = FORWARDED_SIGNALS[name];
+    if (sandbox && running) sandbox.signal(signo);
+    else early.push(signo);
+  };
   const names = Object.keys(FORWARDED_SIGNALS) as (keyof typeof FORWARDED_SIGNALS)[];
   for (const name of names) process.on(name, forward);
   try {
+    sandbox = Sandbox.spawn(options);
     await sandbox.create();
     await sandbox.start();
+    running = true;
+    for (const signo of early.splice(0)) sandbox.signal(signo);
     return shellStatus(await sandbox.wait());
   } finally {
     for (const name of names) process.off(name, forward);
-    await sandbox.destroy();
+    await sandbox?.destroy();
   }
 }
 

@@ -148,19 +148,13 @@ pub const SIG_IGN: u64 = 1;
 
 /// `siginfo_t`: 128 bytes; the union is laid out by the constructors.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Siginfo {
     pub signo: i32,
     pub errno: i32,
     pub code: i32,
     pub __pad: i32,
     pub fields: [u64; 14],
-}
-
-impl Default for Siginfo {
-    fn default() -> Self {
-        Siginfo { signo: 0, errno: 0, code: 0, __pad: 0, fields: [0; 14] }
-    }
 }
 
 impl Siginfo {

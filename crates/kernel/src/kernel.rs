@@ -152,6 +152,8 @@ pub struct Kernel {
     /// The socket families this kernel serves, by domain (each holding its
     /// own state, such as the unix family's bound names).
     pub sockets: crate::net::socket::Families,
+    /// Every inotify watch in the sandbox, by watched inode.
+    pub inotify: Arc<crate::fs::inotify::Watches>,
 }
 
 impl Kernel {
@@ -160,6 +162,7 @@ impl Kernel {
             locks: Arc::new(crate::fs::lock::LockTable::new(process_alive(me.clone()))),
             timerfds: Default::default(),
             sockets: Default::default(),
+            inotify: Default::default(),
             config,
             platform,
             memfile,

@@ -113,7 +113,7 @@ impl MemoryFile {
             return;
         }
         self.check_range(r.start, r.len);
-        assert!(r.start % PAGE_SIZE == 0 && r.len % PAGE_SIZE == 0, "memfile: unaligned free {r:?}");
+        assert!(r.start.is_multiple_of(PAGE_SIZE) && r.len.is_multiple_of(PAGE_SIZE), "memfile: unaligned free {r:?}");
         // Punch before the range becomes allocatable again, so that the next
         // owner finds zeros.
         self.punch(r);
@@ -152,7 +152,7 @@ impl MemoryFile {
     /// Makes `r` read as zeros and returns its memory to the host.
     pub fn zero(&self, r: FileRange) {
         self.check_range(r.start, r.len);
-        assert!(r.start % PAGE_SIZE == 0 && r.len % PAGE_SIZE == 0, "memfile: unaligned zero {r:?}");
+        assert!(r.start.is_multiple_of(PAGE_SIZE) && r.len.is_multiple_of(PAGE_SIZE), "memfile: unaligned zero {r:?}");
         self.punch(r);
     }
 
@@ -167,7 +167,7 @@ impl MemoryFile {
             to >= from.end() || to + from.len <= from.start,
             "memfile: copy_populated between overlapping ranges {from:?} -> {to:#x}"
         );
-        assert!(to % PAGE_SIZE == 0 && from.start % PAGE_SIZE == 0, "memfile: unaligned copy");
+        assert!(to.is_multiple_of(PAGE_SIZE) && from.start.is_multiple_of(PAGE_SIZE), "memfile: unaligned copy");
         if from.len == 0 {
             return;
         }

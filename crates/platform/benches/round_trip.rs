@@ -126,7 +126,7 @@ fn seccomp_trap_floor_once(iters: u64) -> Duration {
         // filter on itself, then measures; nothing of the parent is touched.
         unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = trap_floor_handler as usize;
+            sa.sa_sigaction = trap_floor_handler as *const () as usize;
             sa.sa_flags = libc::SA_SIGINFO;
             libc::sigaction(libc::SIGSYS, &sa, std::ptr::null_mut());
             let nr_off = 0u32;

@@ -98,6 +98,20 @@ fn build_systrap(memfile: &Arc<MemoryFile>) -> Result<Arc<dyn Platform>> {
 /// Every platform, in the order `auto` prefers them.
 pub const PLATFORMS: &[Entry] = &[
     Entry {
+        name: "systrap",
+        summary: "each application thread in a stub process whose seccomp filter traps every system call to a handler that hands it to the sentry through shared memory",
+        build: build_systrap,
+        host_syscalls: &[
+            // Stub processes: watching and killing them through pidfds.
+            HostSyscall::any(libc::SYS_pidfd_open),
+            HostSyscall::any(libc::SYS_pidfd_send_signal),
+            // Reaping the template stub when the platform goes.
+            HostSyscall::any(libc::SYS_wait4),
+        ],
+        needs_ptrace_cap: false,
+        max_tasks: None,
+    },
+    Entry {
         name: "kvm",
         summary: "application code in guest ring 3 of a VM whose page tables the sentry builds",
         build: build_kvm,
@@ -116,20 +130,6 @@ pub const PLATFORMS: &[Entry] = &[
             HostSyscall::any(libc::SYS_waitid),
         ],
         needs_ptrace_cap: true,
-        max_tasks: None,
-    },
-    Entry {
-        name: "systrap",
-        summary: "each application thread in a stub process whose seccomp filter traps every system call to a handler that hands it to the sentry through shared memory",
-        build: build_systrap,
-        host_syscalls: &[
-            // Stub processes: watching and killing them through pidfds.
-            HostSyscall::any(libc::SYS_pidfd_open),
-            HostSyscall::any(libc::SYS_pidfd_send_signal),
-            // Reaping the template stub when the platform goes.
-            HostSyscall::any(libc::SYS_wait4),
-        ],
-        needs_ptrace_cap: false,
         max_tasks: None,
     },
 ];

@@ -1,7 +1,8 @@
 //! Choosing and building the platform the sentry runs applications on, from
 //! the platform registry.
 //!
-//! `auto` (the default) is the first registry entry that works here;
+//! `auto` (the default) is the first registry entry that works here
+//! (systrap, then kvm, then ptrace);
 //! `--debug` logs which and why. Naming a platform that cannot work here is
 //! an error that says why (`veil-sandbox platform NAME` asks that question
 //! alone, for the CLI to fail early with one line; `veil-sandbox platforms`

@@ -19,6 +19,7 @@ pub mod vfs;
 pub mod anon;
 pub mod epoll;
 pub mod eventfd;
+pub mod inotify;
 pub mod readiness;
 pub mod signalfd;
 pub mod timerfd;
@@ -149,11 +150,14 @@ pub struct OpenFile {
     /// The lock table an OFD or flock lock was taken in through this
     /// description, so its last close releases them there.
     locks: std::sync::OnceLock<std::sync::Weak<lock::LockTable>>,
+    /// The inotify registry to tell of the last close (IN_CLOSE_WRITE or
+    /// IN_CLOSE_NOWRITE), for descriptions opened at a place in the tree.
+    watches: std::sync::OnceLock<std::sync::Weak<inotify::Watches>>,
 }
 
 impl OpenFile {
     pub fn new(ops: Box<dyn FileOps>, flags: u32, location: Option<Location>) -> Arc<OpenFile> {
-        Arc::new(OpenFile { ops, flags: AtomicU32::new(flags), offset: Mutex::new(0), location, locks: Default::default() })
+        Arc::new(OpenFile { ops, flags: AtomicU32::new(flags), offset: Mutex::new(0), location, locks: Default::default(), watches: Default::default() })
     }
     pub fn flags(&self) -> u32 {
         self.flags.load(Ordering::Relaxed)
@@ -172,6 +176,10 @@ impl OpenFile {
     /// Whether a lock was ever taken through this description.
     pub fn has_locks(&self) -> bool {
         self.locks.get().is_some()
+    }
+    /// Reports this description's last close to `watches`.
+    pub fn report_close_to(&self, watches: &Arc<inotify::Watches>) {
+        let _ = self.watches.set(Arc::downgrade(watches));
     }
     /// The file position (see [`FileOps::position`]).
     pub fn position(&self) -> SysResult<u64> {
@@ -192,5 +200,8 @@ impl Drop for OpenFile {
             table.release_file(self as *const OpenFile as usize);
         }
         self.ops.release();
+        if let (Some(w), Some(loc)) = (self.watches.get().and_then(std::sync::Weak::upgrade), &self.location) {
+            w.file_event(loc, if self.writable() { inotify::IN_CLOSE_WRITE } else { inotify::IN_CLOSE_NOWRITE });
+        }
     }
 }

@@ -22,6 +22,7 @@ pub mod sys_file;
 pub mod sys_flock;
 pub mod sys_futex;
 pub mod sys_identity;
+pub mod sys_inotify;
 pub mod sys_link;
 pub mod sys_memfd;
 pub mod sys_mm;
@@ -83,6 +84,7 @@ const FAMILIES: &[&[Entry]] = &[
     sys_sysinfo::SYSCALLS,
     sys_utsname::SYSCALLS,
     sys_random::SYSCALLS,
+    sys_inotify::SYSCALLS,
 ];
 
 /// The Linux x86-64 system call table the sentry serves. Built once: it

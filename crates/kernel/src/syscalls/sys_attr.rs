@@ -6,7 +6,7 @@ use super::path::{fs_context, resolve_at, AT_FDCWD};
 use super::{Args, Entry};
 use crate::fs::node::{SetAttr, Time, S_IFDIR, S_IFMT};
 use crate::fs::vfs::{Follow, Location};
-use crate::fs::OpenFile;
+use crate::fs::{inotify, OpenFile};
 use crate::sys;
 use crate::task::TaskCtx;
 use crate::SysResult;
@@ -42,6 +42,8 @@ fn setattr_loc(t: &TaskCtx, loc: &Location, attr: &SetAttr) -> SysResult<u64> {
         return Err(Errno::EROFS);
     }
     loc.node().setattr(&caller(t), attr)?;
+    let what = if attr.size.is_some() { inotify::IN_MODIFY } else { inotify::IN_ATTRIB };
+    t.kernel().inotify.file_event(loc, what);
     Ok(0)
 }
 

@@ -68,6 +68,9 @@ fn sys_copy_file_range(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
             break;
         }
     }
+    if done > 0 {
+        t.kernel().inotify.file_io(&output, crate::fs::inotify::IN_MODIFY);
+    }
     match off_in_addr {
         0 => input.set_position(pin)?,
         addr => t.write_obj(addr, &(pin as i64))?,

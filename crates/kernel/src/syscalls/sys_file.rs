@@ -7,7 +7,7 @@ use super::path::{fs_context, resolve_at, start_at, AT_FDCWD};
 use super::{Args, Entry};
 use crate::fs::node::{LinkTarget, S_IFDIR, S_IFLNK, S_IFMT};
 use crate::fs::vfs::Follow;
-use crate::fs::{DirEntry, OpenFile};
+use crate::fs::{inotify, DirEntry, OpenFile};
 use crate::sys;
 use crate::task::TaskCtx;
 use crate::SysResult;
@@ -47,7 +47,22 @@ fn do_open(t: &TaskCtx, dirfd: i32, path_addr: u64, flags: u32, mode: u32) -> Sy
     let path = t.read_path(path_addr)?;
     let fs = fs_context(t);
     let start = start_at(t, &fs, dirfd, &path)?;
+    let watches = &t.kernel().inotify;
+    // Whether the open creates the file (IN_CREATE) or truncates one that
+    // was there (IN_MODIFY); asked only while something watches.
+    let changes = flags & (libc::O_CREAT | libc::O_TRUNC) as u32 != 0 && watches.active();
+    let existed = changes && resolve_at(t, dirfd, &path, Follow::Yes).is_ok();
     let file = fs.vfs.open(&caller(t), &fs, &start, &path, flags, mode)?;
+    if let Some(loc) = &file.location {
+        file.report_close_to(watches);
+        if changes && !existed && flags & libc::O_CREAT as u32 != 0 {
+            watches.created(loc);
+        }
+        watches.file_event(loc, inotify::IN_OPEN);
+        if existed && flags & libc::O_TRUNC as u32 != 0 && file.writable() && !loc.is_dir() {
+            watches.file_event(loc, inotify::IN_MODIFY);
+        }
+    }
     let fd = t.files().install(file, flags & libc::O_CLOEXEC as u32 != 0)?;
     Ok(fd as u64)
 }

@@ -5,6 +5,7 @@ use super::caller::caller;
 use super::path::{child_of, fs_context, parent_of, resolve_at, special, AT_FDCWD};
 use super::{Args, Entry};
 use crate::fs::node::{Dentry, S_IFMT};
+use crate::fs::inotify::{self, IN_CREATE, IN_MOVED_FROM, IN_MOVED_TO, IN_MOVE_SELF};
 use crate::fs::vfs::Follow;
 use crate::sys;
 use crate::task::TaskCtx;
@@ -37,6 +38,7 @@ fn do_mkdir(t: &TaskCtx, dirfd: i32, path_addr: u64, mode: u32) -> SysResult<u64
     }
     let umask = fs_context(t).umask;
     dir.node().mkdir(&caller(t), &name, mode & 0o7777 & !umask)?;
+    t.kernel().inotify.child_event(&dir, &name, IN_CREATE, 0, true);
     Ok(0)
 }
 
@@ -69,12 +71,15 @@ fn do_remove(t: &TaskCtx, dirfd: i32, path_addr: u64, dir_wanted: bool) -> SysRe
         return Err(if child.is_dir() { Errno::EISDIR } else { Errno::ENOTDIR });
     }
     let c = caller(t);
+    let watched = inotify::before_removal(&t.kernel().inotify, child.node());
+    drop(child);
     if dir_wanted {
         dir.node().rmdir(&c, &name)?;
     } else {
         dir.node().unlink(&c, &name)?;
     }
     dir.dentry.forget(&name);
+    t.kernel().inotify.removed(&dir, &name, watched);
     Ok(0)
 }
 
@@ -134,9 +139,27 @@ fn do_rename(t: &TaskCtx, olddirfd: i32, old_addr: u64, newdirfd: i32, new_addr:
     if !src.is_dir() && (old.ends_with(b"/") || new.ends_with(b"/")) && !dst.as_ref().is_some_and(|d| d.is_dir()) {
         return Err(Errno::ENOTDIR);
     }
+    let watches = &t.kernel().inotify;
+    let moved = inotify::before_removal(watches, src.node());
+    let replaced = dst.as_ref().and_then(|d| inotify::before_removal(watches, d.node()));
     drop(dst);
     drop(src);
     odir.node().rename(&caller(t), &oname, ndir.node(), &nname, flags)?;
+    if let Some((key, is_dir, _)) = moved {
+        let cookie = watches.next_cookie();
+        watches.child_event(&odir, &oname, IN_MOVED_FROM, cookie, is_dir);
+        watches.child_event(&ndir, &nname, IN_MOVED_TO, cookie, is_dir);
+        watches.notify(key, IN_MOVE_SELF, 0, &[]);
+        if let Some((rkey, rdir, nlink)) = replaced {
+            if flags & libc::RENAME_EXCHANGE != 0 {
+                watches.child_event(&ndir, &nname, IN_MOVED_FROM, cookie, rdir);
+                watches.child_event(&odir, &oname, IN_MOVED_TO, cookie, rdir);
+                watches.notify(rkey, IN_MOVE_SELF, 0, &[]);
+            } else if rdir || nlink <= 1 {
+                watches.gone(rkey);
+            }
+        }
+    }
     if flags & libc::RENAME_EXCHANGE != 0 {
         // Both names still exist, with each other's inodes: drop both.
         odir.dentry.forget(&oname);
@@ -183,6 +206,13 @@ fn do_link(t: &TaskCtx, olddirfd: i32, old_addr: u64, newdirfd: i32, new_addr: u
         return Err(Errno::EXDEV);
     }
     dir.node().link(&caller(t), &name, target.node())?;
+    let watches = &t.kernel().inotify;
+    watches.child_event(&dir, &name, IN_CREATE, 0, false);
+    // A link count changed: the inode's own watches hear of it, its
+    // directories' do not (as on Linux).
+    if let Some((key, _)) = watches.active().then(|| inotify::key_of(target.node())).flatten() {
+        watches.notify(key, inotify::IN_ATTRIB, 0, &[]);
+    }
     Ok(0)
 }
 
@@ -205,6 +235,7 @@ fn do_symlink(t: &TaskCtx, target_addr: u64, dirfd: i32, path_addr: u64) -> SysR
         return Err(Errno::EEXIST);
     }
     dir.node().symlink(&caller(t), &name, &target)?;
+    t.kernel().inotify.child_event(&dir, &name, IN_CREATE, 0, false);
     Ok(0)
 }
 
@@ -231,6 +262,7 @@ fn do_mknod(t: &TaskCtx, dirfd: i32, path_addr: u64, mode: u32, dev: u64) -> Sys
     let umask = fs_context(t).umask;
     let rdev = if kind == libc::S_IFCHR || kind == libc::S_IFBLK { dev } else { 0 };
     dir.node().mknod(&caller(t), &name, kind | (mode & 0o7777 & !umask), rdev)?;
+    t.kernel().inotify.child_event(&dir, &name, IN_CREATE, 0, false);
     Ok(0)
 }
 

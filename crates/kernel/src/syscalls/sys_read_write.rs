@@ -8,6 +8,7 @@
 
 use super::iovec::{gather, read_iovecs, MAX_IO};
 use super::{Args, Entry};
+use crate::fs::inotify::{IN_ACCESS, IN_MODIFY};
 use crate::fs::OpenFile;
 use crate::sys;
 use crate::task::TaskCtx;
@@ -63,13 +64,20 @@ fn sys_read(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     let mut buf = vec![0u8; len];
     let n = f.ops.read(t, &f, &mut buf)?;
     t.copy_out(a[1], &buf[..n])?;
+    if n > 0 {
+        t.kernel().inotify.file_io(&f, IN_ACCESS);
+    }
     Ok(n as u64)
 }
 
 fn sys_write(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     let f = writable_file(t, a[0] as i32)?;
     let buf = t.copy_in(a[1], io_len(a[2])?)?;
-    Ok(f.ops.write(t, &f, &buf)? as u64)
+    let n = f.ops.write(t, &f, &buf)?;
+    if n > 0 {
+        t.kernel().inotify.file_io(&f, IN_MODIFY);
+    }
+    Ok(n as u64)
 }
 
 fn offset_arg(v: u64) -> SysResult<u64> {
@@ -92,7 +100,11 @@ fn sys_pwrite64(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     let f = writable_file(t, a[0] as i32)?;
     let off = offset_arg(a[3])?;
     let buf = t.copy_in(a[1], io_len(a[2])?)?;
-    Ok(f.ops.write_at(t, &buf, off)? as u64)
+    let n = f.ops.write_at(t, &buf, off)?;
+    if n > 0 {
+        t.kernel().inotify.file_io(&f, IN_MODIFY);
+    }
+    Ok(n as u64)
 }
 
 /// readv/preadv: one read (at `at`, or at the description's position) of
@@ -126,6 +138,9 @@ fn write_iov(t: &TaskCtx, f: &OpenFile, iov: &[Iovec], at: Option<u64>) -> SysRe
         Some(off) => f.ops.write_at(t, &buf, off)?,
         None => f.ops.write(t, f, &buf)?,
     };
+    if n > 0 {
+        t.kernel().inotify.file_io(f, IN_MODIFY);
+    }
     Ok(n as u64)
 }
 
@@ -273,6 +288,9 @@ fn transfer(t: &TaskCtx, input: &OpenFile, from: &mut Option<u64>, output: &Open
             break Ok(());
         }
     };
+    if done > 0 {
+        t.kernel().inotify.file_io(output, IN_MODIFY);
+    }
     match result {
         Err(e) if done == 0 => Err(e),
         _ => Ok(done),

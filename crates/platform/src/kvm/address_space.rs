@@ -79,7 +79,7 @@ impl KvmAddressSpace {
 
     fn check(&self, addr: u64, len: u64) -> Result<()> {
         let bad = |why: &str| Err(PlatformError::Unusable(format!("kvm address space: {why}: {addr:#x}+{len:#x}")));
-        if addr % PAGE != 0 || len % PAGE != 0 {
+        if !addr.is_multiple_of(PAGE) || !len.is_multiple_of(PAGE) {
             return bad("unaligned range");
         }
         match addr.checked_add(len) {
@@ -118,7 +118,7 @@ impl KvmAddressSpace {
 impl AddressSpace for KvmAddressSpace {
     fn map_file(&self, addr: u64, file_offset: u64, len: u64, perms: Perms) -> Result<()> {
         self.check(addr, len)?;
-        if file_offset % PAGE != 0 || file_offset.checked_add(len).is_none_or(|e| e > self.vm.mf.size()) {
+        if !file_offset.is_multiple_of(PAGE) || file_offset.checked_add(len).is_none_or(|e| e > self.vm.mf.size()) {
             return Err(PlatformError::Unusable(format!(
                 "kvm address space: file range {file_offset:#x}+{len:#x} outside the memory file"
             )));

@@ -140,7 +140,7 @@ impl PageTables {
     /// mapped present.
     pub fn translate(&self, va: u64) -> Option<u64> {
         let e = self.lookup(va);
-        (e & PTE_P != 0).then(|| (e & PTE_ADDR) | (va & (PAGE - 1)))
+        (e & PTE_P != 0).then_some((e & PTE_ADDR) | (va & (PAGE - 1)))
     }
 
     /// Maps `[va, va+len)` to `[gpa, gpa+len)`. Returns whether a present

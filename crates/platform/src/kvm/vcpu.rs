@@ -101,7 +101,7 @@ impl Kick {
         }
         let mut n = 0u32;
         while self.seq.load(Ordering::SeqCst) == s {
-            if n % 64 == 0 {
+            if n.is_multiple_of(64) {
                 self.kick();
             }
             n = n.wrapping_add(1);

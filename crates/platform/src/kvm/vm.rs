@@ -35,6 +35,9 @@ pub struct Vm {
     pub sync_regs: bool,
     max_vcpus: u64,
     next_vcpu: Mutex<u64>,
+    // Boxed: a vCPU moves whole between this pool and the context running
+    // it (`take_vcpu`/`put_vcpu`), and a box makes each move a pointer copy.
+    #[allow(clippy::vec_box)]
     pool: Mutex<Vec<Box<Vcpu>>>,
     /// Contexts alive now: each will hold a vCPU once it runs, so their
     /// number is capped when they are made (where a task limit can refuse

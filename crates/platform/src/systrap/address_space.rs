@@ -171,7 +171,7 @@ impl SystrapAddressSpace {
 
     fn check(&self, addr: u64, len: u64) -> Result<()> {
         let end = addr.checked_add(len);
-        if addr % PAGE != 0 || len % PAGE != 0 || end.is_none_or(|e| e > self.inner.shared.max_user_address()) {
+        if !addr.is_multiple_of(PAGE) || !len.is_multiple_of(PAGE) || end.is_none_or(|e| e > self.inner.shared.max_user_address()) {
             return Err(PlatformError::host("systrap address space", std::io::Error::from_raw_os_error(libc::EINVAL)));
         }
         Ok(())

@@ -98,7 +98,7 @@ pub(crate) const THREAD_CLONE_FLAGS: u64 = (libc::CLONE_VM
 pub(crate) const FORK_CLONE_FLAGS: u64 = libc::SIGCHLD as u64;
 
 /// How many times either side polls a mailbox before sleeping on its futex.
-pub(crate) const SPIN: u32 = 2000;
+pub(crate) const SPIN: u32 = 30;
 
 // The stub code. Registers kept across the loop: r12 = slot base, r13 = the
 // signal frame's ucontext (thread slots), r15 = the template's pid and rbx =
