@@ -214,8 +214,12 @@ impl Kernel {
         let _ = l.flush();
     }
 
-    /// A system call the sentry does not implement: ENOSYS, reported once.
-    pub fn report_unsupported(&self, nr: usize) {
+    /// A system call the sentry does not implement, made by a process of
+    /// container `c`: ENOSYS, counted for the container (`veil events
+    /// --stats`), and reported once per sandbox in its log (never the
+    /// application's stderr).
+    pub fn report_unsupported(&self, c: &Container, nr: usize) {
+        c.count_unsupported(nr);
         if self.reported.lock().unwrap().insert(nr) {
             self.log_line(&format!("veil: unsupported syscall {} ({nr})", syscall_table::name(nr)));
         }
@@ -500,8 +504,10 @@ impl Kernel {
         if targets.is_empty() {
             return Err(KernelError::NotRunning);
         }
-        for tg in targets {
-            crate::signal::send_to_group(self, &tg, abi::types::Siginfo::from_user(signo, abi::signal::code::SI_USER, 0, 0));
+        // From outside every namespace: a namespace's init drops what it
+        // does not catch, except SIGKILL and SIGSTOP (as runc's kill).
+        for tg in targets.iter().filter(|tg| !crate::signal::init_drops(self, tg, signo, true)) {
+            crate::signal::send_to_group(self, tg, abi::types::Siginfo::from_user(signo, abi::signal::code::SI_USER, 0, 0));
         }
         Ok(())
     }
@@ -509,6 +515,9 @@ impl Kernel {
     /// Sends `signo` to process `pid`, as `kill(pid, signo)` from outside.
     pub fn signal_process(&self, pid: i32, signo: i32) -> Result<(), KernelError> {
         let tg = self.tree.lock().unwrap().groups.get(&pid).cloned().ok_or(KernelError::NoProcessInContainer(pid))?;
+        if crate::signal::init_drops(self, &tg, signo, true) {
+            return Ok(());
+        }
         crate::signal::send_to_group(self, &tg, abi::types::Siginfo::from_user(signo, abi::signal::code::SI_USER, 0, 0));
         Ok(())
     }

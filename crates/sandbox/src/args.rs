@@ -26,6 +26,12 @@ pub struct BootArgs {
     /// Pivot into an empty read-only root and drop privileges (the
     /// spawner made the namespaces this needs).
     pub setup_root: bool,
+    /// Where the sandbox's own log goes (strace, unsupported system calls,
+    /// debug lines); none without it, and never the application's stderr.
+    pub log_fd: Option<RawFd>,
+    /// The log as JSON lines (`{"level","msg","time"}`), as the CLI's
+    /// `--log-format json` writes it.
+    pub log_json: bool,
     /// The container namespace's links the sandbox's stack takes over
     /// (JSON, `control::network::TakenLink`s) and their packet sockets.
     pub net_links: Option<String>,
@@ -60,6 +66,8 @@ impl BootArgs {
             max_tasks: None,
             mounts_fd: -1,
             setup_root: false,
+            log_fd: None,
+            log_json: false,
             net_links: None,
             net_fds: Vec::new(),
         };
@@ -86,6 +94,14 @@ impl BootArgs {
                     stdio = Some([fd(flag, parts[0])?, fd(flag, parts[1])?, fd(flag, parts[2])?]);
                 }
                 "--platform" => out.platform = value()?,
+                "--log-fd" => out.log_fd = Some(fd(flag, &value()?)?),
+                "--log-format" => {
+                    out.log_json = match value()?.as_str() {
+                        "text" => false,
+                        "json" => true,
+                        v => return Err(ArgsError::LogFormat(v.into())),
+                    }
+                }
                 "--strace" => out.strace = true,
                 "--debug" => out.debug = true,
                 "--die-with-parent" => out.die_with_parent = true,
@@ -123,6 +139,10 @@ mod tests {
         assert!(!b.exit_with_init);
         assert!(BootArgs::parse(&v("--control-fd 3 --spec-fd 4 --stdio-fds 5,6,7 --mounts-fd 8 --exit-with-init")).unwrap().exit_with_init);
         assert!(BootArgs::parse(&v("--control-fd 3 --spec-fd 4 --stdio-fds 5,6,7 --mounts-fd 8 --cpus 0")).unwrap_err().to_string().contains("--cpus"));
+        let l = BootArgs::parse(&v("--control-fd 3 --spec-fd 4 --stdio-fds 5,6,7 --mounts-fd 8 --log-fd 9 --log-format json")).unwrap();
+        assert_eq!((l.log_fd, l.log_json), (Some(9), true));
+        assert_eq!((b.log_fd, b.log_json), (None, false));
+        assert!(BootArgs::parse(&v("--control-fd 3 --spec-fd 4 --stdio-fds 5,6,7 --mounts-fd 8 --log-format xml")).unwrap_err().to_string().contains("--log-format"));
     }
 
     #[test]

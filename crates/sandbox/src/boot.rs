@@ -112,8 +112,8 @@ pub fn run(args: BootArgs) -> Result<(), BootError> {
     let mounts = crate::mounts::receive(&gofer)?;
     drop(gofer);
 
-    let log_fd = stdio[2].try_clone().map_err(BootError::DupStderr)?;
-    let log: Box<dyn std::io::Write + Send> = Box::new(std::fs::File::from(log_fd));
+    let log_fd = args.log_fd.map(|fd| take_fd(fd, "log")).transpose()?;
+    let log = crate::log::writer(log_fd, args.log_json);
 
     let sigset = block_forwarded_signals();
     let memfile = Arc::new(MemoryFile::new(MEMORY_FILE_SIZE).map_err(BootError::MemoryFile)?);

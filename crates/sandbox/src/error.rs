@@ -19,6 +19,8 @@ pub enum ArgsError {
     StdioFds(String),
     #[error("unknown flag {0:?}")]
     UnknownFlag(String),
+    #[error("--log-format: {0:?} is neither text nor json")]
+    LogFormat(String),
     #[error("{0} is required")]
     Required(&'static str),
 }
@@ -179,8 +181,6 @@ pub enum BootError {
     Spec(#[from] SpecError),
     #[error(transparent)]
     Mount(#[from] MountError),
-    #[error("dup stderr: {0}")]
-    DupStderr(#[source] io::Error),
     #[error("memory file: {0}")]
     MemoryFile(#[source] memfile::MemFileError),
     /// No platform could be built (the reason names it).

@@ -14,6 +14,7 @@ mod boot;
 mod error;
 mod gofer;
 mod isolation;
+mod log;
 mod mounts;
 mod platforms;
 mod pod;
@@ -64,7 +65,7 @@ fn main() -> ExitCode {
             Err(e) => failed(" seccomp-check", &e),
         },
         _ => {
-            eprintln!("usage: veil-sandbox boot --control-fd N --spec-fd N --stdio-fds I,O,E --mounts-fd N [--setup-root] [--platform NAME] [--strace] [--debug] [--die-with-parent] [--exit-with-init] [--cpus N] [--total-memory BYTES] [--max-tasks N]\n       veil-sandbox gofer --spec-fd N --mounts-fd N\n       veil-sandbox syscalls\n       veil-sandbox platforms\n       veil-sandbox platform NAME");
+            eprintln!("usage: veil-sandbox boot --control-fd N --spec-fd N --stdio-fds I,O,E --mounts-fd N [--setup-root] [--platform NAME] [--strace] [--debug] [--log-fd N] [--log-format text|json] [--die-with-parent] [--exit-with-init] [--cpus N] [--total-memory BYTES] [--max-tasks N]\n       veil-sandbox gofer --spec-fd N --mounts-fd N\n       veil-sandbox syscalls\n       veil-sandbox platforms\n       veil-sandbox platform NAME");
             ExitCode::from(2)
         }
     }

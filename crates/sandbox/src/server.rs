@@ -20,7 +20,7 @@
 //! root container's is "").
 
 use crate::error::ServerError;
-use control::{ProcessEntry, Request, Response, SandboxState, WaitStatus};
+use control::{ProcessEntry, Request, Response, SandboxState, UnsupportedCall, WaitStatus};
 use kernel::container::Container;
 use kernel::task::{ExitStatus, Task};
 use kernel::{Kernel, LaunchSpec};
@@ -273,10 +273,14 @@ impl Server {
                 Ok(c) => Outcome::Reply(Response::Processes { processes: self.processes(&c) }),
                 Err(e) => error(e),
             },
-            Request::Stats => {
-                let (memory, tasks) = self.kernel.usage();
-                Outcome::Reply(Response::Stats { memory, tasks: tasks as u64 })
-            }
+            Request::Stats { container: id } => match container(&id) {
+                Ok(c) => {
+                    let (memory, tasks) = self.kernel.usage();
+                    let unsupported = c.unsupported_calls().into_iter().map(|(nr, count)| UnsupportedCall { name: kernel::syscalls::name(nr).into(), nr: nr as u32, count }).collect();
+                    Outcome::Reply(Response::Stats { memory, tasks: tasks as u64, unsupported })
+                }
+                Err(message) => error(message),
+            },
             Request::Destroy => Outcome::Exit,
         }
     }
