@@ -117,7 +117,7 @@ export function platformUnusable(platform) {
 /** `veil do -- ARGS…` */
 export const veilDo = (cmd, options) => veil(['do', '--', ...cmd], options);
 
-/** An unimplemented syscall is reported on stderr, once per syscall. */
+/** An unimplemented syscall is reported once per sandbox (in the debug log, stderr with --debug or --strace). */
 function assertUnsupportedReportedOnce(stderr) {
   const reports = stderr.split('\n').filter((l) => l.includes('unsupported syscall'));
   assert.deepEqual(reports, [...new Set(reports)], `a syscall was reported twice:\n${stderr}`);

@@ -94,17 +94,36 @@ describe('create, start, state, wait, delete', () => {
 
 describe('kill, delete --force, run', () => {
   test('kill takes names with and without SIG, and numbers; the status says how init died', async () => {
-    for (const [signal, expected] of [['TERM', 143], ['SIGKILL', 137], ['2', 130]]) {
-      const b = bundle({ args: [busybox, 'sleep', '30'] });
+    // The init catches TERM and INT; SIGKILL always ends it.
+    const script = 'trap "exit 3" TERM; trap "exit 4" INT; echo ready; while :; do sleep 0.1; done';
+    for (const [signal, expected] of [['TERM', 3], ['2', 4], ['SIGKILL', 137]]) {
+      const b = bundle({ args: [busybox, 'sh', '-c', script] });
       const id = uniqueId('kill');
-      await v(['create', '-b', b.dir, id]);
+      await v(['create', '-b', b.dir, id], { stdout: b.out });
       await v(['start', id]);
+      await eventually(() => readFileSync(b.out, 'utf8').includes('ready'), 10000, 'the traps to be set');
       const k = await v(['kill', id, signal]);
       assert.equal(k.status, 0, k.stderr);
       assert.deepEqual(JSON.parse((await v(['wait', id])).stdout), { id, exitStatus: expected });
       assertFails(await v(['kill', id, 'TERM']), /container not running/);
       await v(['delete', id]);
     }
+  });
+
+  test('the init ignores signals it has no handler for, as the init of a PID namespace; SIGKILL still ends it', async () => {
+    const b = bundle({ args: [busybox, 'sh', '-c', 'sleep 100'] });
+    const id = uniqueId('initsig');
+    await v(['create', '-b', b.dir, id]);
+    await v(['start', id]);
+    for (const signal of ['TERM', 'INT', 'HUP', 'USR1']) {
+      const k = await v(['kill', id, signal]);
+      assert.equal(k.status, 0, k.stderr);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal((await state(id)).status, 'running', 'the init survived TERM, INT, HUP and USR1');
+    assert.equal((await v(['kill', id, 'KILL'])).status, 0);
+    assert.deepEqual(JSON.parse((await v(['wait', id])).stdout), { id, exitStatus: 137 });
+    await v(['delete', id]);
   });
 
   test('kill --all, and an unknown signal', async () => {
@@ -289,10 +308,28 @@ describe('exec, ps, pause, resume, events', () => {
     assert.equal(event.id, id);
     assert.ok(event.data.memory.usage.usage > 0, JSON.stringify(event));
     assert.ok(event.data.pids.current >= 1, JSON.stringify(event));
+    assert.ok(Array.isArray(event.data.unsupported), JSON.stringify(event));
     await v(['kill', id, 'KILL']);
     await v(['wait', id]);
     assertFails(await v(['events', '--stats', id]), /container not running/);
     await v(['delete', id]);
+  });
+
+  test('events --stats lists the unimplemented system calls the container made, and how often', async () => {
+    // Static glibc registers rseq (unimplemented) at each of the three execs.
+    const b = bundle({ args: [busybox, 'sh', '-c', `${busybox} true; ${busybox} true; echo ready; exec ${busybox} sleep 30`] });
+    const id = uniqueId('unsupported');
+    await v(['create', '-b', b.dir, id], { stdout: b.out, stderr: b.err });
+    await v(['start', id]);
+    await eventually(() => readFileSync(b.out, 'utf8').includes('ready'), 10000, 'the container to be ready');
+    const e = await v(['events', '--stats', id]);
+    assert.equal(e.status, 0, e.stderr);
+    const { unsupported } = JSON.parse(e.stdout).data;
+    const rseq = unsupported.find((u) => u.name === 'rseq');
+    assert.deepEqual({ ...rseq, count: undefined }, { name: 'rseq', nr: 334, count: undefined }, JSON.stringify(unsupported));
+    assert.ok(rseq.count >= 3, `rseq at each of 3 execs: ${JSON.stringify(rseq)}`);
+    assert.doesNotMatch(readFileSync(b.err, 'utf8'), /unsupported/, 'nothing in the application\'s stderr');
+    await v(['delete', '--force', id]);
   });
 });
 

@@ -7,7 +7,7 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { Cgroup, cgroupPath, derivedLimits } from './cgroup';
-import type { ProcessEntry } from './control';
+import type { ProcessEntry, UnsupportedCall } from './control';
 import { NotFoundError, SpecError, StateError, VeilError } from './errors';
 import { runHooks, runHooksBestEffort } from './hooks';
 import { debug, warn } from './log';
@@ -489,15 +489,20 @@ export class Runtime {
     });
   }
 
-  /** runc's stats event data: from the cgroup when there is one, else the sentry's counts. */
-  async stats(id: string): Promise<{ cpu: object; memory: object; pids: object }> {
+  /**
+   * runc's stats event data (from the cgroup when there is one, else the
+   * sentry's counts), and the system calls the container made that the
+   * sandbox does not implement (why a program may have failed).
+   */
+  async stats(id: string): Promise<{ cpu: object; memory: object; pids: object; unsupported: UnsupportedCall[] }> {
     return this.state.withLock(id, async () => {
       const meta = await this.load(id);
       if (meta.status === 'stopped') throw new StateError('container not running');
-      if (meta.cgroup) return Cgroup.reopen(meta.cgroup).stats();
-      const response = await this.client(meta).request({ method: 'stats' });
+      const response = await this.client(meta).request({ method: 'stats', ...this.target(meta) });
       if (response.type !== 'stats') throw new VeilError(`unexpected reply to stats: ${response.type}`);
-      return { cpu: { usage: { total: 0 } }, memory: { usage: { usage: response.memory } }, pids: { current: response.tasks } };
+      const unsupported = response.unsupported ?? [];
+      if (meta.cgroup) return { ...Cgroup.reopen(meta.cgroup).stats(), unsupported };
+      return { cpu: { usage: { total: 0 } }, memory: { usage: { usage: response.memory } }, pids: { current: response.tasks }, unsupported };
     });
   }
 

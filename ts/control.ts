@@ -42,9 +42,16 @@ export type Request =
   | { method: 'pause' }
   | { method: 'resume' }
   | ({ method: 'ps' } & Target)
-  | { method: 'stats' }
+  | ({ method: 'stats' } & Target)
   | { method: 'destroy' }
   | { method: 'destroyContainer'; id: string };
+
+/** A system call the sandbox does not implement, and how often the container made it. */
+export interface UnsupportedCall {
+  name: string;
+  nr: number;
+  count: number;
+}
 
 export interface ProcessEntry {
   pid: number;
@@ -61,7 +68,7 @@ export type Response =
   | { type: 'state'; status: string; pids: number[]; exit?: { exitCode: number | null; signal: number | null } }
   | { type: 'pid'; pid: number }
   | { type: 'processes'; processes: ProcessEntry[] }
-  | { type: 'stats'; memory: number; tasks: number }
+  | { type: 'stats'; memory: number; tasks: number; unsupported?: UnsupportedCall[] }
   | { type: 'error'; message: string };
 
 interface Pending {

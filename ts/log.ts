@@ -4,7 +4,7 @@
 // file when there is one, because engines (containerd) read the last
 // `error` line of it to report why a command failed.
 
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, closeSync, openSync } from 'node:fs';
 
 export type LogFormat = 'text' | 'json';
 type Level = 'debug' | 'warning' | 'error';
@@ -42,4 +42,19 @@ export function warn(msg: string): void {
 /** The reason a command fails, for the log file (stderr gets the `veil:` line). */
 export function logError(msg: string): void {
   if (sink.file) write('error', msg);
+}
+
+/**
+ * Where the sandbox writes its own log (strace lines, the system calls it
+ * does not implement, its debug lines), in this log's format: the --log
+ * file, else with --debug or --strace the CLI's stderr, else nowhere.
+ * Never the application's stderr. `close` once the sandbox holds its copy.
+ */
+export function sandboxLog(strace: boolean): { fd: number; format: LogFormat; close: () => void } | undefined {
+  if (sink.file) {
+    const fd = openSync(sink.file, 'a');
+    return { fd, format: sink.format, close: () => closeSync(fd) };
+  }
+  if (sink.enabled || strace) return { fd: 2, format: sink.format, close: () => undefined };
+  return undefined;
 }

@@ -27,6 +27,8 @@ export interface SpawnOptions {
   newPidNamespace?: boolean;
   /** A network namespace for the sandbox to join; a new one otherwise. */
   netnsPath?: string;
+  /** The sandbox's own log (donated as descriptor 9); none without it. */
+  logFd?: number;
 }
 
 export interface SpawnedSandbox {

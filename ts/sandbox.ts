@@ -2,7 +2,7 @@
 // create → start → wait, then close the control socket and reap.
 
 import { ControlChannel, Request, Response } from './control';
-import { debug, warn } from './log';
+import { debug, sandboxLog, warn } from './log';
 import { addon, sandboxBinary, ExitStatus, SpawnOptions } from './native';
 import type { OciSpec } from './oci';
 import { goferOomScoreAdj, setOomScoreAdj } from './oom';
@@ -40,14 +40,17 @@ export class Sandbox {
     const args = ['boot', '--platform', options.platform];
     if (options.strace) args.push('--strace');
     if (options.debug) args.push('--debug');
-    const { pid, controlFd } = spawnWithGofer(options.spec, {
-      binary: sandboxBinary(),
-      args,
-      spec: JSON.stringify(options.spec),
-      stdio: options.stdio ?? [0, 1, 2],
-      dieWithParent: true,
-      ...isolation(options.spec),
-    });
+    const { pid, controlFd } = withSandboxLog(options, args, (logFd) =>
+      spawnWithGofer(options.spec, {
+        binary: sandboxBinary(),
+        args,
+        spec: JSON.stringify(options.spec),
+        stdio: options.stdio ?? [0, 1, 2],
+        dieWithParent: true,
+        logFd,
+        ...isolation(options.spec),
+      }),
+    );
     return new Sandbox(pid, controlFd);
   }
 
@@ -137,6 +140,17 @@ function isolation(spec: RuntimeSpec | object): Pick<SpawnOptions, 'newPidNamesp
   const namespaces = (spec as OciSpec).linux?.namespaces ?? [];
   const netnsPath = namespaces.find((ns) => ns.type === 'network' && ns.path)?.path;
   return { newPidNamespace: true, netnsPath };
+}
+
+/** Runs `spawn` with the sandbox's own log (see sandboxLog) donated and named in `args`. */
+function withSandboxLog<T>(options: { strace?: boolean }, args: string[], spawn: (logFd: number | undefined) => T): T {
+  const log = sandboxLog(!!options.strace);
+  if (log) args.push('--log-format', log.format);
+  try {
+    return spawn(log?.fd);
+  } finally {
+    log?.close();
+  }
 }
 
 /**
@@ -243,16 +257,19 @@ export function spawnDaemon(options: DaemonOptions): number {
   if (limits.cpus) args.push('--cpus', String(limits.cpus));
   if (limits.totalMemory) args.push('--total-memory', String(limits.totalMemory));
   if (limits.maxTasks) args.push('--max-tasks', String(limits.maxTasks));
-  const { pid } = spawnWithGofer(options.spec, {
-    binary: sandboxBinary(),
-    args,
-    spec: JSON.stringify(options.spec),
-    stdio: options.stdio,
-    dieWithParent: false,
-    controlSocketPath: options.socketPath,
-    cgroupProcs: options.cgroupProcs,
-    ...isolation(options.spec),
-  });
+  const { pid } = withSandboxLog(options, args, (logFd) =>
+    spawnWithGofer(options.spec, {
+      binary: sandboxBinary(),
+      args,
+      spec: JSON.stringify(options.spec),
+      stdio: options.stdio,
+      dieWithParent: false,
+      controlSocketPath: options.socketPath,
+      cgroupProcs: options.cgroupProcs,
+      logFd,
+      ...isolation(options.spec),
+    }),
+  );
   return pid;
 }
 

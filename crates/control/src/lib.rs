@@ -23,6 +23,8 @@
 //!   seccomp allow-list does not grant: receiving a connection is a
 //!   `recvmsg`, a call the sentry already makes.
 
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 pub mod network;
 
 use serde::{Deserialize, Serialize};
@@ -78,8 +80,9 @@ pub enum Request {
     Resume,
     /// The processes of the container (of the whole sandbox for the root one).
     Ps { #[serde(default, skip_serializing_if = "Option::is_none")] container: Option<String> },
-    /// Resource usage as the sentry counts it.
-    Stats,
+    /// Resource usage as the sentry counts it, and the unimplemented
+    /// system calls the container made.
+    Stats { #[serde(default, skip_serializing_if = "Option::is_none")] container: Option<String> },
     /// Kill everything, reply, and exit (rendezvous mode).
     Destroy,
     /// Kill what is left of an added container and forget it; the sandbox
@@ -226,6 +229,16 @@ pub struct SandboxState {
     pub exit: Option<WaitStatus>,
 }
 
+/// A system call the sandbox does not implement, and how often its
+/// processes made it (each time it failed with ENOSYS).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct UnsupportedCall {
+    pub name: String,
+    pub nr: u32,
+    pub count: u64,
+}
+
 /// One row of `veil ps`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -249,8 +262,14 @@ pub enum Response {
     /// The sandbox pid of a process started by `exec`.
     Pid { pid: i32 },
     Processes { processes: Vec<ProcessEntry> },
-    /// Bytes of application memory in use and the number of tasks.
-    Stats { memory: u64, tasks: u64 },
+    /// Bytes of application memory in use, the number of tasks, and the
+    /// unimplemented system calls made so far.
+    Stats {
+        memory: u64,
+        tasks: u64,
+        #[serde(default)]
+        unsupported: Vec<UnsupportedCall>,
+    },
     Error { message: String },
 }
 
@@ -519,10 +538,11 @@ mod tests {
         bind(server.as_raw_fd(), &UnixAddr::new(&path).unwrap()).unwrap();
         let client = connect_rendezvous(&path).unwrap();
         let conn = accept_rendezvous(&server).unwrap();
-        send(&client, &Request::Stats).unwrap();
-        assert_eq!(recv::<Request>(&conn).unwrap(), Request::Stats);
-        send(&conn, &Response::Stats { memory: 1, tasks: 2 }).unwrap();
-        assert_eq!(recv::<Response>(&client).unwrap(), Response::Stats { memory: 1, tasks: 2 });
+        send(&client, &Request::Stats { container: None }).unwrap();
+        assert_eq!(recv::<Request>(&conn).unwrap(), Request::Stats { container: None });
+        let stats = Response::Stats { memory: 1, tasks: 2, unsupported: vec![UnsupportedCall { name: "rseq".into(), nr: 334, count: 3 }] };
+        send(&conn, &stats).unwrap();
+        assert_eq!(recv::<Response>(&client).unwrap(), stats);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -36,11 +36,13 @@ pub struct Container {
     pub(crate) spec_creds: Mutex<crate::creds::Creds>,
     /// Its process.oomScoreAdj (see /proc/PID/oom_score_adj).
     pub oom_score_adj: AtomicI32,
+    /// Unimplemented system calls its processes made, by number: how often.
+    unsupported: Mutex<BTreeMap<usize, u64>>,
 }
 
 impl Container {
     pub fn new(id: &str, vfs: Arc<Vfs>, pidns: PidNs) -> Arc<Container> {
-        Arc::new(Container { id: id.into(), vfs, pidns, init: AtomicI32::new(0), exit: Mutex::new(None), exited: Condvar::new(), spec_creds: Mutex::default(), oom_score_adj: AtomicI32::new(0) })
+        Arc::new(Container { id: id.into(), vfs, pidns, init: AtomicI32::new(0), exit: Mutex::new(None), exited: Condvar::new(), spec_creds: Mutex::default(), oom_score_adj: AtomicI32::new(0), unsupported: Mutex::default() })
     }
 
     pub fn is_root(&self) -> bool {
@@ -54,6 +56,16 @@ impl Container {
 
     pub fn init(&self) -> i32 {
         self.init.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn count_unsupported(&self, nr: usize) {
+        *self.unsupported.lock().unwrap().entry(nr).or_insert(0) += 1;
+    }
+
+    /// The unimplemented system calls its processes made, by number, with
+    /// how often each was made.
+    pub fn unsupported_calls(&self) -> Vec<(usize, u64)> {
+        self.unsupported.lock().unwrap().iter().map(|(&nr, &n)| (nr, n)).collect()
     }
 
     pub(crate) fn set_init(&self, pid: i32) {

@@ -196,6 +196,26 @@ fn prepare_send(kernel: &Kernel, tg: &Arc<ThreadGroup>, signo: i32) -> bool {
     !ignored || blocked
 }
 
+/// Whether the init of a PID namespace drops `signo` sent to it. As on
+/// Linux, a namespace's init receives only the signals it catches or
+/// blocks (a blocked one stays queued: sigwait or a signalfd may take
+/// it); from an ancestor namespace (`from_ancestor`: the runtime's `kill`,
+/// a process of an enclosing container) SIGKILL and SIGSTOP always get
+/// through. Any other process receives everything.
+pub fn init_drops(kernel: &Kernel, g: &Arc<ThreadGroup>, signo: i32, from_ancestor: bool) -> bool {
+    let ns_init = g.container.init() == g.tgid && kernel.tree.lock().unwrap().pids.to_ns(g.container.pidns, g.tgid) == 1;
+    if !ns_init || (from_ancestor && (signo == signal::SIGKILL || signo == signal::SIGSTOP)) {
+        return false;
+    }
+    let h = g.handlers.lock().unwrap().clone();
+    if h.lock().unwrap().get(signo).handler != SIG_DFL {
+        return false;
+    }
+    let tree = kernel.tree.lock().unwrap();
+    let threads = g.state.lock().unwrap().threads.clone();
+    !threads.iter().filter_map(|t| tree.tasks.get(t)).any(|t| t.signals.lock().unwrap().mask.contains(signo))
+}
+
 /// Tells the parent about a state change of `tg` (SIGCHLD and wait4 wake-up).
 pub fn notify_parent(kernel: &Kernel, tg: &Arc<ThreadGroup>, why: i32, status: i32) {
     let ppid = tg.state.lock().unwrap().ppid;

@@ -114,7 +114,7 @@ impl SyscallTable {
         let result = match entry {
             Some(e) => (e.handler)(t, &args),
             None => {
-                t.kernel().report_unsupported(nr);
+                t.kernel().report_unsupported(&t.task.tg.container, nr);
                 Err(Errno::ENOSYS)
             }
         };

@@ -8,7 +8,9 @@
 //!
 //! In the sandbox the descriptors sit at fixed numbers that the command line
 //! names: 3 the control socket, 4 the spec (a memfd), 5/6/7 the
-//! application's stdin/stdout/stderr, 8 the gofer's socket; the gofer gets
+//! application's stdin/stdout/stderr, 8 the gofer's socket, 9 the
+//! sandbox's own log when there is one, then the packet sockets of the
+//! links it takes over; the gofer gets
 //! 3 its own copy of the spec and 4 its end of that socket. In both, 0 is
 //! /dev/null and 1 and 2 go where the application's stderr goes. Every
 //! other descriptor is closed on exec, so nothing of Node's leaks.
@@ -59,6 +61,11 @@ pub struct SpawnOptions {
     /// A network namespace (e.g. /var/run/netns/NAME) for the sandbox to
     /// join; a new, empty one otherwise.
     pub netns_path: Option<String>,
+    /// Where the sandbox writes its own log (strace, unsupported system
+    /// calls, debug lines): donated as descriptor 9 (`--log-fd 9`).
+    /// Without it the sandbox keeps no log; it never writes one into the
+    /// application's stderr.
+    pub log_fd: Option<i32>,
     /// Hand the namespace's Ethernet links to the sandbox's own stack
     /// (`sandbox` network mode; default true when `netnsPath` is given).
     pub take_over_network: Option<bool>,
@@ -113,6 +120,7 @@ pub fn spawn_sandbox(options: SpawnOptions) -> napi::Result<SpawnedSandbox> {
         let spec = spec_memfd(&options.spec).map_err(|e| js_error(format!("spec memfd: {e}")))?;
         let null = dev_null()?;
         let mut sources = vec![null.as_raw_fd(), stdio[2], stdio[2], theirs.as_raw_fd(), spec.as_raw_fd(), stdio[0], stdio[1], stdio[2], sentry_end.as_raw_fd()];
+        sources.extend(options.log_fd);
         let first_link_fd = sources.len();
         sources.extend(taken.iter().map(|(_, fd)| fd.as_raw_fd()));
         let scratch = scratch_copies(&sources)?;
@@ -121,6 +129,9 @@ pub fn spawn_sandbox(options: SpawnOptions) -> napi::Result<SpawnedSandbox> {
         args.extend(["--control-fd", "3", "--spec-fd", "4", "--stdio-fds", "5,6,7", "--mounts-fd", "8", "--setup-root"]);
         if die_with_parent {
             args.push("--die-with-parent");
+        }
+        if options.log_fd.is_some() {
+            args.extend(["--log-fd", "9"]);
         }
         let links: Vec<&control::network::TakenLink> = taken.iter().map(|(l, _)| l).collect();
         let links_json = serde_json::to_string(&links).map_err(|e| js_error(format!("links: {e}")))?;

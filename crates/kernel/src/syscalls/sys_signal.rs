@@ -206,11 +206,8 @@ fn sys_kill(t: &mut TaskCtx, a: &Args) -> SysResult<u64> {
     }
     for g in targets {
         // A PID namespace's init only receives signals it has a handler for
-        // (it cannot be killed from inside by default actions); from an
-        // ancestor namespace SIGKILL and SIGSTOP get through too.
-        let ns_init = g.container.init() == g.tgid && kernel.tree.lock().unwrap().pids.to_ns(g.container.pidns, g.tgid) == 1;
-        let forced = ns != g.container.pidns && (signo == abi::signal::SIGKILL || signo == abi::signal::SIGSTOP);
-        if ns_init && g.tgid != me && !forced && init_ignores(&kernel, &g, signo) {
+        // (see init_drops); a process may always signal itself.
+        if g.tgid != me && crate::signal::init_drops(&kernel, &g, signo, ns != g.container.pidns) {
             continue;
         }
         crate::signal::send_to_group(&kernel, &g, Siginfo::from_user(signo, code::SI_USER, sender_seen_by(&kernel, me, &g), 0));
@@ -232,19 +229,6 @@ fn may_signal(kernel: &crate::Kernel, c: &crate::creds::Creds, g: &Arc<ThreadGro
         // A zombie: signalling it is allowed and does nothing.
         None => true,
     }
-}
-
-/// Signals from inside the sandbox that init neither catches nor blocks
-/// are dropped, as Linux does for the init of a PID namespace (a signal
-/// init blocks is queued: it may be taken by sigwait or a signalfd).
-fn init_ignores(kernel: &crate::Kernel, init: &Arc<ThreadGroup>, signo: i32) -> bool {
-    let h = init.handlers.lock().unwrap().clone();
-    if h.lock().unwrap().get(signo).handler != abi::types::SIG_DFL {
-        return false;
-    }
-    let tree = kernel.tree.lock().unwrap();
-    let threads = init.state.lock().unwrap().threads.clone();
-    !threads.iter().filter_map(|t| tree.tasks.get(t)).any(|t| t.signals.lock().unwrap().mask.contains(signo))
 }
 
 fn send_to_thread(t: &TaskCtx, tgid: Option<i32>, tid: i32, signo: i32) -> SysResult<u64> {
