@@ -14,6 +14,7 @@ pub mod creds;
 pub mod rlimit;
 pub mod sched;
 pub mod kernel;
+pub mod legacy_entry;
 pub mod loader;
 pub mod mm;
 pub mod net;

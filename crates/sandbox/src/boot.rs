@@ -158,6 +158,9 @@ pub fn run(args: BootArgs) -> Result<(), String> {
     spawn_signal_forwarder(kernel.clone(), sigset);
 
     if std::env::var_os("VEIL_UNSAFE_NO_SECCOMP").is_none() {
+        // The trap first: once the allow-list is in, seccomp(2) is refused.
+        let trap = seccomp::vsyscall_trap_filter().map_err(|e| format!("seccomp filter: {e}"))?;
+        seccomp::install(&trap).map_err(|e| format!("installing the seccomp filter: {e}"))?;
         let filter = seccomp::sentry_filter(platform_calls).map_err(|e| format!("seccomp filter: {e}"))?;
         seccomp::install(&filter).map_err(|e| format!("installing the seccomp filter: {e}"))?;
     } else {
