@@ -5,6 +5,8 @@
 //! itself defines or lays out: errno, system call names, signals, and the
 //! structures it writes into application memory.
 
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 pub mod errno;
 pub mod signal;
 pub mod syscalls;

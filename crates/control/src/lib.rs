@@ -23,6 +23,8 @@
 //!   seccomp allow-list does not grant: receiving a connection is a
 //!   `recvmsg`, a call the sentry already makes.
 
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 pub mod network;
 
 use serde::{Deserialize, Serialize};

@@ -2,6 +2,7 @@
 //! process, and what the control server asks of it.
 
 use crate::container::{Container, PidMaps, PidNs, ROOT_PIDNS};
+use crate::error::KernelError;
 use crate::fs::{self, FdTable, FsContext, Vfs};
 use crate::mm::MemoryManager;
 use crate::signal::{SigHandlers, SignalState};
@@ -233,15 +234,15 @@ impl Kernel {
 
     /// Builds the init process (pid 1) from `spec`; its code runs once
     /// [`Kernel::start`] is called. The error names what was wrong.
-    pub fn create_init(self: &Arc<Self>, spec: LaunchSpec) -> Result<Arc<Task>, String> {
+    pub fn create_init(self: &Arc<Self>, spec: LaunchSpec) -> Result<Arc<Task>, KernelError> {
         let root = self.root.clone();
         self.create_container_init(&root, spec)
     }
 
     /// Builds the init of container `c` (see [`Kernel::create_init`]).
-    pub fn create_container_init(self: &Arc<Self>, c: &Arc<Container>, spec: LaunchSpec) -> Result<Arc<Task>, String> {
+    pub fn create_container_init(self: &Arc<Self>, c: &Arc<Container>, spec: LaunchSpec) -> Result<Arc<Task>, KernelError> {
         if c.init() != 0 {
-            return Err(format!("container {:?} already has an init", c.id));
+            return Err(KernelError::AlreadyHasInit(c.id.clone()));
         }
         *c.spec_creds.lock().unwrap() = spec.creds.clone();
         c.oom_score_adj.store(spec.oom_score_adj, std::sync::atomic::Ordering::Relaxed);
@@ -265,13 +266,13 @@ impl Kernel {
 
     /// Adds a container with its own mount tree `vfs`, in a PID namespace
     /// of its own or in the sandbox's.
-    pub fn add_container(&self, id: &str, vfs: Arc<Vfs>, own_pidns: bool) -> Result<Arc<Container>, String> {
+    pub fn add_container(&self, id: &str, vfs: Arc<Vfs>, own_pidns: bool) -> Result<Arc<Container>, KernelError> {
         if self.root.exit_status().is_some() {
-            return Err("the sandbox's root container has stopped".into());
+            return Err(KernelError::RootStopped);
         }
         let mut cs = self.containers.lock().unwrap();
         if id.is_empty() || cs.contains_key(id) {
-            return Err(format!("container {id:?} already exists in the sandbox"));
+            return Err(KernelError::ContainerExists(id.to_string()));
         }
         let ns = if own_pidns { self.next_pidns.fetch_add(1, std::sync::atomic::Ordering::SeqCst) } else { ROOT_PIDNS };
         let c = Container::new(id, vfs, ns);
@@ -289,15 +290,15 @@ impl Kernel {
 
     /// Runs `spec` as a new process beside init (`veil exec`): a session of
     /// its own with no parent inside the sandbox, reaped by [`Kernel::wait_pid`].
-    pub fn exec(self: &Arc<Self>, spec: LaunchSpec) -> Result<i32, String> {
+    pub fn exec(self: &Arc<Self>, spec: LaunchSpec) -> Result<i32, KernelError> {
         let root = self.root.clone();
         self.exec_in(&root, spec)
     }
 
     /// [`Kernel::exec`] in container `c`.
-    pub fn exec_in(self: &Arc<Self>, c: &Arc<Container>, spec: LaunchSpec) -> Result<i32, String> {
+    pub fn exec_in(self: &Arc<Self>, c: &Arc<Container>, spec: LaunchSpec) -> Result<i32, KernelError> {
         if c.exit_status().is_some() || c.init() == 0 {
-            return Err("container not running".into());
+            return Err(KernelError::NotRunning);
         }
         let task = self.create_process(c, spec)?;
         let pid = task.tid;
@@ -305,35 +306,35 @@ impl Kernel {
         Ok(pid)
     }
 
-    fn create_process(self: &Arc<Self>, c: &Arc<Container>, spec: LaunchSpec) -> Result<Arc<Task>, String> {
+    fn create_process(self: &Arc<Self>, c: &Arc<Container>, spec: LaunchSpec) -> Result<Arc<Task>, KernelError> {
         let mut fsctx = FsContext::new(&c.vfs);
         fs::vfs::chdir(self, &mut fsctx, 1, &spec.cwd)
-            .map_err(|e| format!("cwd {:?}: {}", String::from_utf8_lossy(&spec.cwd), errno_text(e)))?;
-        let arg0 = spec.argv.first().ok_or("process.args is empty")?.clone();
+            .map_err(|errno| KernelError::Cwd { path: String::from_utf8_lossy(&spec.cwd).into_owned(), errno })?;
+        let arg0 = spec.argv.first().ok_or(KernelError::NoArgs)?.clone();
         let path = self.lookup_command(&fsctx, &arg0, &spec.envp)?;
         let mm = MemoryManager::new(self)?;
         let image = crate::loader::load(self, &mm, &fsctx, 1, &path, &spec.argv, &spec.envp)
-            .map_err(|e| e.describe(&String::from_utf8_lossy(&arg0)))?;
+            .map_err(|error| KernelError::Load { command: String::from_utf8_lossy(&arg0).into_owned(), error })?;
 
         let mut rlimits = crate::rlimit::Limits::new(self.config.max_tasks as u64);
         for &(resource, limit) in &spec.rlimits {
-            rlimits.force(resource, limit).map_err(|e| format!("rlimit: {e}"))?;
+            rlimits.force(resource, limit)?;
         }
         let files = FdTable::new();
-        files.set_limit(rlimits.get(libc::RLIMIT_NOFILE).map_err(errno_text)?.cur);
+        files.set_limit(rlimits.get(libc::RLIMIT_NOFILE).map_err(KernelError::Errno)?.cur);
         for (i, fd) in spec.stdio.into_iter().enumerate() {
-            let f = fs::vfs::host_file(fd).map_err(|e| format!("stdio {i}: {}", errno_text(e)))?;
-            files.install_at(i as i32, f, false).map_err(errno_text)?;
+            let f = fs::vfs::host_file(fd).map_err(|errno| KernelError::Stdio { index: i, errno })?;
+            files.install_at(i as i32, f, false).map_err(KernelError::Errno)?;
         }
 
         let mut tree = self.tree.lock().unwrap();
         if tree.tasks.len() >= self.config.max_tasks {
-            return Err("the sandbox's task limit is reached".into());
+            return Err(KernelError::TaskLimit);
         }
         let pid = tree.alloc_pid(c.pidns);
         let tg = ThreadGroup::new(pid, 0, pid, pid, image.cmdline.clone(), image.exe.clone(), c.clone(), rlimits);
         let task = Task::new(self, pid, &tg, mm, files, Arc::new(Mutex::new(fsctx)), Arc::new(Mutex::new(SigHandlers::default())), SignalState::default())
-            .map_err(|e| format!("creating a task: {e}"))?;
+            ?;
         task.set_comm(&image.comm);
         *task.creds.lock().unwrap() = spec.creds;
         *task.initial_cpu.lock().unwrap() = Some(image.cpu);
@@ -350,12 +351,12 @@ impl Kernel {
     }
 
     /// Waits for a process started by [`Kernel::exec`] to exit and reaps it.
-    pub fn wait_pid(&self, pid: i32) -> Result<ExitStatus, String> {
+    pub fn wait_pid(&self, pid: i32) -> Result<ExitStatus, KernelError> {
         let mut g = self.orphans.lock().unwrap();
         loop {
             {
                 let mut tree = self.tree.lock().unwrap();
-                let tg = tree.groups.get(&pid).cloned().ok_or_else(|| format!("no process {pid}"))?;
+                let tg = tree.groups.get(&pid).cloned().ok_or(KernelError::NoProcess(pid))?;
                 let zombie = tg.state.lock().unwrap().zombie;
                 if let Some(st) = zombie {
                     tree.groups.remove(&pid);
@@ -400,10 +401,10 @@ impl Kernel {
 
     /// Resolves a command as runc and execvp do: a name without a slash is
     /// looked up in the spec's PATH.
-    fn lookup_command(self: &Arc<Self>, fsctx: &FsContext, arg0: &[u8], envp: &[Vec<u8>]) -> Result<Vec<u8>, String> {
+    fn lookup_command(self: &Arc<Self>, fsctx: &FsContext, arg0: &[u8], envp: &[Vec<u8>]) -> Result<Vec<u8>, KernelError> {
         let shown = String::from_utf8_lossy(arg0).into_owned();
         if arg0.is_empty() {
-            return Err("process.args[0] is empty".into());
+            return Err(KernelError::EmptyCommand);
         }
         if arg0.contains(&b'/') {
             return Ok(arg0.to_vec());
@@ -421,7 +422,7 @@ impl Kernel {
                 return Ok(cand);
             }
         }
-        Err(format!("exec: {shown:?}: executable file not found in $PATH"))
+        Err(KernelError::NotInPath(shown))
     }
 
     /// Starts a task's host thread.
@@ -488,20 +489,20 @@ impl Kernel {
     }
 
     /// Sends `signo` to init, or to every process with `all`.
-    pub fn signal(&self, signo: i32, all: bool) -> Result<(), String> {
+    pub fn signal(&self, signo: i32, all: bool) -> Result<(), KernelError> {
         let root = self.root.clone();
         self.signal_container(&root, signo, all)
     }
 
     /// Sends `signo` to container `c`'s init, or to all its processes with `all`.
-    pub fn signal_container(&self, c: &Container, signo: i32, all: bool) -> Result<(), String> {
+    pub fn signal_container(&self, c: &Container, signo: i32, all: bool) -> Result<(), KernelError> {
         let targets: Vec<Arc<ThreadGroup>> = if all {
             self.groups_of(c)
         } else {
             self.tree.lock().unwrap().groups.get(&c.init()).filter(|g| std::ptr::eq(Arc::as_ptr(&g.container), c)).cloned().into_iter().collect()
         };
         if targets.is_empty() {
-            return Err("container not running".into());
+            return Err(KernelError::NotRunning);
         }
         // From outside every namespace: a namespace's init drops what it
         // does not catch, except SIGKILL and SIGSTOP (as runc's kill).
@@ -512,8 +513,8 @@ impl Kernel {
     }
 
     /// Sends `signo` to process `pid`, as `kill(pid, signo)` from outside.
-    pub fn signal_process(&self, pid: i32, signo: i32) -> Result<(), String> {
-        let tg = self.tree.lock().unwrap().groups.get(&pid).cloned().ok_or_else(|| format!("no process {pid} in the container"))?;
+    pub fn signal_process(&self, pid: i32, signo: i32) -> Result<(), KernelError> {
+        let tg = self.tree.lock().unwrap().groups.get(&pid).cloned().ok_or(KernelError::NoProcessInContainer(pid))?;
         if crate::signal::init_drops(self, &tg, signo, true) {
             return Ok(());
         }
@@ -671,9 +672,9 @@ impl Task {
         fs: Arc<Mutex<FsContext>>,
         handlers: Arc<Mutex<SigHandlers>>,
         signals: SignalState,
-    ) -> Result<Arc<Task>, String> {
+    ) -> Result<Arc<Task>, KernelError> {
         *tg.handlers.lock().unwrap() = handlers;
-        let context = kernel.platform.new_context().map_err(|e| e.to_string())?;
+        let context = kernel.platform.new_context().map_err(KernelError::Context)?;
         Ok(Arc::new(Task {
             kernel: kernel.clone(),
             tid,
@@ -681,7 +682,7 @@ impl Task {
             mm: Mutex::new(Some(mm)),
             files: Mutex::new(files),
             fs: Mutex::new(fs),
-            waiter: Waiter::new().map_err(|e| e.to_string())?,
+            waiter: Waiter::new().map_err(KernelError::Waiter)?,
             context: Mutex::new(context),
             signals: Mutex::new(signals),
             attention: AtomicBool::new(false),

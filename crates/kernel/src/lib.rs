@@ -6,11 +6,14 @@
 //! memory map and reaches application memory through its own mapping of the
 //! memory file, so the same code serves every platform.
 
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 pub mod container;
 mod fpframe;
 pub mod fs;
 pub mod futex;
 pub mod creds;
+pub mod error;
 pub mod rlimit;
 pub mod sched;
 pub mod kernel;
@@ -28,6 +31,7 @@ pub mod time;
 pub mod wait;
 
 pub use abi::Errno;
+pub use error::KernelError;
 pub use kernel::{Kernel, KernelConfig, LaunchSpec};
 
 /// What a system call handler returns: the value for `rax`, or an errno.

@@ -10,6 +10,7 @@
 //! `fork` copies the pages of private areas eagerly (only pages that hold
 //! data are copied) and shares the objects of shared areas.
 
+use crate::error::KernelError;
 use crate::fs::OpenFile;
 use crate::{Kernel, SysResult};
 use abi::Errno;
@@ -251,8 +252,8 @@ pub enum FaultError {
 }
 
 impl MemoryManager {
-    pub fn new(kernel: &Kernel) -> Result<Arc<MemoryManager>, String> {
-        let address_space = kernel.platform.new_address_space().map_err(|e| format!("creating an address space: {e}"))?;
+    pub fn new(kernel: &Kernel) -> Result<Arc<MemoryManager>, KernelError> {
+        let address_space = kernel.platform.new_address_space().map_err(KernelError::AddressSpace)?;
         let max_addr = page_down(kernel.platform.max_user_address());
         let stack_top = max_addr - 16 * PAGE_SIZE;
         Ok(Arc::new(MemoryManager {
@@ -667,7 +668,7 @@ impl MemoryManager {
     }
 
     /// The child's memory for fork: private areas copied, shared shared.
-    pub fn fork(&self, kernel: &Kernel) -> Result<Arc<MemoryManager>, String> {
+    pub fn fork(&self, kernel: &Kernel) -> Result<Arc<MemoryManager>, KernelError> {
         let child = MemoryManager::new(kernel)?;
         let m = self.inner.lock().unwrap();
         let mut cm = child.inner.lock().unwrap();
@@ -683,7 +684,7 @@ impl MemoryManager {
                 let entries: Vec<(u64, u64)> = src.range(lo..hi).map(|(&o, &f)| (o, f)).collect();
                 drop(src);
                 if !entries.is_empty() {
-                    let r = self.memfile.allocate(entries.len() as u64 * PAGE_SIZE).map_err(|e| e.to_string())?;
+                    let r = self.memfile.allocate(entries.len() as u64 * PAGE_SIZE)?;
                     let mut dst = nv.obj.pages.lock().unwrap();
                     let mut i = 0;
                     while i < entries.len() {

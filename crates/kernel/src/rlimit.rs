@@ -56,16 +56,25 @@ impl Limits {
     }
 
     /// Sets `resource` as a spec says, with no checks but soft <= hard.
-    pub fn force(&mut self, resource: u32, new: Rlimit) -> Result<(), String> {
+    pub fn force(&mut self, resource: u32, new: Rlimit) -> Result<(), RlimitError> {
         if resource as usize >= COUNT {
-            return Err(format!("resource {resource} does not exist"));
+            return Err(RlimitError::NoSuchResource(resource));
         }
         if new.cur > new.max {
-            return Err(format!("soft limit {} is above the hard limit {}", new.cur, new.max));
+            return Err(RlimitError::SoftAboveHard { soft: new.cur, hard: new.max });
         }
         self.0[resource as usize] = new;
         Ok(())
     }
+}
+
+/// Why a spec's limit cannot be set.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RlimitError {
+    #[error("resource {0} does not exist")]
+    NoSuchResource(u32),
+    #[error("soft limit {soft} is above the hard limit {hard}")]
+    SoftAboveHard { soft: u64, hard: u64 },
 }
 
 /// /proc/sys/fs/nr_open: the most descriptors a process may have.

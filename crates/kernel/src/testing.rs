@@ -128,7 +128,7 @@ pub fn run_in_process(root: &Path, argv: &[&str]) -> Result<crate::task::ExitSta
 /// Like [`run_in_process`] on the platform named `platform`.
 pub fn run_in_process_on(platform: &str, root: &Path, argv: &[&str]) -> Result<crate::task::ExitStatus, String> {
     let kernel = boot_on(platform, root)?;
-    let init = kernel.create_init(launch(argv))?;
+    let init = kernel.create_init(launch(argv)).map_err(|e| e.to_string())?;
     kernel.start(init);
     let status = kernel.wait_init();
     kernel.shutdown();

@@ -51,7 +51,7 @@ fn added_containers_have_their_own_root_init_and_pid_namespace() {
     // Each container sees its own root only.
     let other = kernel.add_container("other", tree(), true).unwrap();
     let e = kernel.create_container_init(&other, testing::launch(&["/pause"])).err().expect("no /pause in its root");
-    assert!(e.contains("pause"), "{e}");
+    assert!(e.to_string().contains("pause"), "{e}");
     kernel.remove_container("other");
     assert!(kernel.add_container("own", kernel.vfs.clone(), false).is_err(), "ids are unique in a sandbox");
 

@@ -8,6 +8,8 @@
 //! The file is sparse: a range costs host memory only once it is touched, and
 //! freeing a range punches a hole so the host gets the pages back.
 
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 pub const PAGE_SIZE: u64 = 4096;
 
 /// A page-aligned range of the memory file.

@@ -86,6 +86,7 @@ pub fn close_fd(fd: i32) -> napi::Result<()> {
     // SAFETY: plain system calls; a bad fd is reported, never undefined
     // behaviour. shutdown fails harmlessly with ENOTSOCK on a non-socket.
     unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+    // SAFETY: the caller gives up `fd`; closing a bad one is EBADF, reported.
     if unsafe { libc::close(fd) } < 0 {
         return Err(js_error(format!("close({fd}): {}", std::io::Error::last_os_error())));
     }

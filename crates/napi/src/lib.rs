@@ -5,6 +5,8 @@
 //! Blocking calls are napi `AsyncTask`s: they run on the libuv thread pool
 //! and settle a Promise on the JavaScript thread.
 
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 mod console;
 mod control_socket;
 mod gofer;

@@ -1,6 +1,7 @@
 //! The `boot` command line (the CLI's addon is its only caller).
 
 use std::os::fd::RawFd;
+use crate::error::ArgsError;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct BootArgs {
@@ -37,16 +38,16 @@ pub struct BootArgs {
     pub net_fds: Vec<RawFd>,
 }
 
-pub(crate) fn fd(flag: &str, v: &str) -> Result<RawFd, String> {
-    v.parse::<RawFd>().ok().filter(|&n| n >= 0).ok_or_else(|| format!("{flag}: {v:?} is not a file descriptor number"))
+pub(crate) fn fd(flag: &str, v: &str) -> Result<RawFd, ArgsError> {
+    v.parse::<RawFd>().ok().filter(|&n| n >= 0).ok_or_else(|| ArgsError::NotFd { flag: flag.into(), value: v.into() })
 }
 
-fn positive<T: std::str::FromStr + PartialOrd + Default>(flag: &str, v: &str) -> Result<T, String> {
-    v.parse::<T>().ok().filter(|n| *n > T::default()).ok_or_else(|| format!("{flag}: {v:?} is not a positive number"))
+fn positive<T: std::str::FromStr + PartialOrd + Default>(flag: &str, v: &str) -> Result<T, ArgsError> {
+    v.parse::<T>().ok().filter(|n| *n > T::default()).ok_or_else(|| ArgsError::NotPositive { flag: flag.into(), value: v.into() })
 }
 
 impl BootArgs {
-    pub fn parse(args: &[String]) -> Result<BootArgs, String> {
+    pub fn parse(args: &[String]) -> Result<BootArgs, ArgsError> {
         let mut control = None;
         let mut spec = None;
         let mut stdio = None;
@@ -76,7 +77,7 @@ impl BootArgs {
                 Some((f, v)) => (f, Some(v.to_string())),
                 None => (a.as_str(), None),
             };
-            let mut value = || inline.clone().or_else(|| it.next().cloned()).ok_or_else(|| format!("{flag} needs a value"));
+            let mut value = || inline.clone().or_else(|| it.next().cloned()).ok_or_else(|| ArgsError::NeedsValue(flag.into()));
             match flag {
                 "--control-fd" => control = Some(fd(flag, &value()?)?),
                 "--spec-fd" => spec = Some(fd(flag, &value()?)?),
@@ -88,7 +89,7 @@ impl BootArgs {
                     let v = value()?;
                     let parts: Vec<&str> = v.split(',').collect();
                     if parts.len() != 3 {
-                        return Err(format!("--stdio-fds: expected three descriptors, got {v:?}"));
+                        return Err(ArgsError::StdioFds(v));
                     }
                     stdio = Some([fd(flag, parts[0])?, fd(flag, parts[1])?, fd(flag, parts[2])?]);
                 }
@@ -98,7 +99,7 @@ impl BootArgs {
                     out.log_json = match value()?.as_str() {
                         "text" => false,
                         "json" => true,
-                        v => return Err(format!("--log-format: {v:?} is neither text nor json")),
+                        v => return Err(ArgsError::LogFormat(v.into())),
                     }
                 }
                 "--strace" => out.strace = true,
@@ -108,13 +109,13 @@ impl BootArgs {
                 "--cpus" => out.cpus = Some(positive(flag, &value()?)?),
                 "--total-memory" => out.total_memory = Some(positive(flag, &value()?)?),
                 "--max-tasks" => out.max_tasks = Some(positive(flag, &value()?)?),
-                other => return Err(format!("unknown flag {other:?}")),
+                other => return Err(ArgsError::UnknownFlag(other.into())),
             }
         }
-        out.control_fd = control.ok_or("--control-fd is required")?;
-        out.spec_fd = spec.ok_or("--spec-fd is required")?;
-        out.stdio_fds = stdio.ok_or("--stdio-fds is required")?;
-        out.mounts_fd = mounts.ok_or("--mounts-fd is required")?;
+        out.control_fd = control.ok_or(ArgsError::Required("--control-fd"))?;
+        out.spec_fd = spec.ok_or(ArgsError::Required("--spec-fd"))?;
+        out.stdio_fds = stdio.ok_or(ArgsError::Required("--stdio-fds"))?;
+        out.mounts_fd = mounts.ok_or(ArgsError::Required("--mounts-fd"))?;
         Ok(out)
     }
 }
@@ -137,19 +138,19 @@ mod tests {
         assert_eq!((b.cpus, b.total_memory, b.max_tasks), (Some(2), Some(1 << 20), Some(10)));
         assert!(!b.exit_with_init);
         assert!(BootArgs::parse(&v("--control-fd 3 --spec-fd 4 --stdio-fds 5,6,7 --mounts-fd 8 --exit-with-init")).unwrap().exit_with_init);
-        assert!(BootArgs::parse(&v("--control-fd 3 --spec-fd 4 --stdio-fds 5,6,7 --mounts-fd 8 --cpus 0")).unwrap_err().contains("--cpus"));
+        assert!(BootArgs::parse(&v("--control-fd 3 --spec-fd 4 --stdio-fds 5,6,7 --mounts-fd 8 --cpus 0")).unwrap_err().to_string().contains("--cpus"));
         let l = BootArgs::parse(&v("--control-fd 3 --spec-fd 4 --stdio-fds 5,6,7 --mounts-fd 8 --log-fd 9 --log-format json")).unwrap();
         assert_eq!((l.log_fd, l.log_json), (Some(9), true));
         assert_eq!((b.log_fd, b.log_json), (None, false));
-        assert!(BootArgs::parse(&v("--control-fd 3 --spec-fd 4 --stdio-fds 5,6,7 --mounts-fd 8 --log-format xml")).unwrap_err().contains("--log-format"));
+        assert!(BootArgs::parse(&v("--control-fd 3 --spec-fd 4 --stdio-fds 5,6,7 --mounts-fd 8 --log-format xml")).unwrap_err().to_string().contains("--log-format"));
     }
 
     #[test]
     fn rejects_bad_input_naming_the_flag() {
-        assert!(BootArgs::parse(&v("--spec-fd 4 --stdio-fds 5,6,7")).unwrap_err().contains("--control-fd"));
-        assert!(BootArgs::parse(&v("--control-fd x --spec-fd 4 --stdio-fds 5,6,7")).unwrap_err().contains("--control-fd"));
-        assert!(BootArgs::parse(&v("--control-fd 3 --spec-fd 4 --stdio-fds 5,6")).unwrap_err().contains("three"));
-        assert!(BootArgs::parse(&v("--control-fd 3 --spec-fd 4 --stdio-fds 5,6,7 --bogus")).unwrap_err().contains("--bogus"));
-        assert!(BootArgs::parse(&v("--control-fd 3 --spec-fd 4 --stdio-fds 5,6,7")).unwrap_err().contains("--mounts-fd"));
+        assert!(BootArgs::parse(&v("--spec-fd 4 --stdio-fds 5,6,7")).unwrap_err().to_string().contains("--control-fd"));
+        assert!(BootArgs::parse(&v("--control-fd x --spec-fd 4 --stdio-fds 5,6,7")).unwrap_err().to_string().contains("--control-fd"));
+        assert!(BootArgs::parse(&v("--control-fd 3 --spec-fd 4 --stdio-fds 5,6")).unwrap_err().to_string().contains("three"));
+        assert!(BootArgs::parse(&v("--control-fd 3 --spec-fd 4 --stdio-fds 5,6,7 --bogus")).unwrap_err().to_string().contains("--bogus"));
+        assert!(BootArgs::parse(&v("--control-fd 3 --spec-fd 4 --stdio-fds 5,6,7")).unwrap_err().to_string().contains("--mounts-fd"));
     }
 }

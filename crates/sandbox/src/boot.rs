@@ -5,6 +5,7 @@
 //! a process the filter does not cover.
 
 use crate::args::BootArgs;
+use crate::error::{BootError, NotOpen};
 use crate::server::{ControlMode, Server};
 use crate::spec::Spec;
 use kernel::{Kernel, KernelConfig, LaunchSpec};
@@ -21,10 +22,10 @@ const MEMORY_FILE_SIZE: u64 = 64 << 30;
 /// signals its foreground process receives.
 const FORWARDED: [i32; 6] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2];
 
-pub(crate) fn take_fd(fd: RawFd, what: &str) -> Result<OwnedFd, String> {
+pub(crate) fn take_fd(fd: RawFd, what: &str) -> Result<OwnedFd, NotOpen> {
     // SAFETY: F_GETFD only queries the descriptor.
     if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-        return Err(format!("{what} descriptor {fd} is not open"));
+        return Err(NotOpen { what: what.into(), fd });
     }
     // SAFETY: the descriptor was donated to this process for this purpose and
     // nothing else owns it.
@@ -69,11 +70,11 @@ fn host_memory() -> u64 {
 }
 
 /// The links handed over with `--net-links`/`--net-fds`, as the stack takes them.
-fn taken_links(args: &BootArgs) -> Result<Vec<netstack::LinkSpec>, String> {
+fn taken_links(args: &BootArgs) -> Result<Vec<netstack::LinkSpec>, BootError> {
     let Some(json) = &args.net_links else { return Ok(Vec::new()) };
-    let links: Vec<control::network::TakenLink> = serde_json::from_str(json).map_err(|e| format!("--net-links: {e}"))?;
+    let links: Vec<control::network::TakenLink> = serde_json::from_str(json).map_err(BootError::NetLinks)?;
     if links.len() != args.net_fds.len() {
-        return Err(format!("--net-links names {} links but --net-fds gives {} descriptors", links.len(), args.net_fds.len()));
+        return Err(BootError::NetLinkCount { links: links.len(), fds: args.net_fds.len() });
     }
     links
         .into_iter()
@@ -84,7 +85,7 @@ fn taken_links(args: &BootArgs) -> Result<Vec<netstack::LinkSpec>, String> {
         .collect()
 }
 
-pub fn run(args: BootArgs) -> Result<(), String> {
+pub fn run(args: BootArgs) -> Result<(), BootError> {
     if args.setup_root {
         // First, while this is the only thread.
         crate::isolation::private_mount_namespace()?;
@@ -94,7 +95,7 @@ pub fn run(args: BootArgs) -> Result<(), String> {
         unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
         // SAFETY: getppid has no preconditions.
         if unsafe { libc::getppid() } == 1 {
-            return Err("parent exited before the sandbox started".into());
+            return Err(BootError::ParentExited);
         }
     }
     let control = take_fd(args.control_fd, "control")?;
@@ -105,7 +106,7 @@ pub fn run(args: BootArgs) -> Result<(), String> {
     let gofer = take_fd(args.mounts_fd, "mounts")?;
     let links = taken_links(&args)?;
     let mut text = Vec::new();
-    spec_file.read_to_end(&mut text).map_err(|e| format!("reading the spec: {e}"))?;
+    spec_file.read_to_end(&mut text).map_err(BootError::ReadSpec)?;
     drop(spec_file);
     let spec = Spec::parse(&text)?;
     let mounts = crate::mounts::receive(&gofer)?;
@@ -115,10 +116,10 @@ pub fn run(args: BootArgs) -> Result<(), String> {
     let log = crate::log::writer(log_fd, args.log_json);
 
     let sigset = block_forwarded_signals();
-    let memfile = Arc::new(MemoryFile::new(MEMORY_FILE_SIZE).map_err(|e| format!("memory file: {e}"))?);
+    let memfile = Arc::new(MemoryFile::new(MEMORY_FILE_SIZE).map_err(BootError::MemoryFile)?);
     // Before the seccomp filter: building a VM needs ioctls the filter
     // refuses; and before the root goes: it opens /dev/kvm.
-    let chosen = crate::platforms::create(&args.platform, &memfile)?;
+    let chosen = crate::platforms::create(&args.platform, &memfile).map_err(BootError::Platform)?;
     let skipped = mounts.skipped.clone();
     let vfs = crate::mounts::container_fs(mounts, &spec.linux.covers, |root, mode| kernel::fs::Vfs::new(root, mode, memfile.clone()))?;
     let config = KernelConfig {
@@ -135,7 +136,7 @@ pub fn run(args: BootArgs) -> Result<(), String> {
     if args.setup_root {
         let threads = crate::isolation::thread_count()?;
         if threads != 1 {
-            return Err(format!("privileges must be dropped before any thread starts ({threads} threads)"));
+            return Err(BootError::Threads(threads));
         }
         crate::isolation::pivot_to_empty_root()?;
         crate::isolation::drop_privileges(chosen.entry.needs_ptrace_cap)?;
@@ -155,19 +156,19 @@ pub fn run(args: BootArgs) -> Result<(), String> {
             kernel.log_line(&format!("veil: mount {s}"));
         }
     }
-    spawn_signal_forwarder(kernel.clone(), sigset);
+    spawn_signal_forwarder(kernel.clone(), sigset)?;
 
     if std::env::var_os("VEIL_UNSAFE_NO_SECCOMP").is_none() {
         // The trap first: once the allow-list is in, seccomp(2) is refused.
-        let trap = seccomp::vsyscall_trap_filter().map_err(|e| format!("seccomp filter: {e}"))?;
-        seccomp::install(&trap).map_err(|e| format!("installing the seccomp filter: {e}"))?;
-        let filter = seccomp::sentry_filter(platform_calls).map_err(|e| format!("seccomp filter: {e}"))?;
-        seccomp::install(&filter).map_err(|e| format!("installing the seccomp filter: {e}"))?;
+        let trap = seccomp::vsyscall_trap_filter().map_err(BootError::SeccompFilter)?;
+        seccomp::install(&trap).map_err(BootError::SeccompInstall)?;
+        let filter = seccomp::sentry_filter(platform_calls).map_err(BootError::SeccompFilter)?;
+        seccomp::install(&filter).map_err(BootError::SeccompInstall)?;
     } else {
         kernel.log_line("veil: WARNING: the sentry runs without its seccomp filter");
     }
 
-    let process = spec.process.unwrap();
+    let process = spec.process.ok_or(crate::error::SpecError::NoProcess)?;
     let creds = crate::spec::creds_of(&process.identity)?;
     let rlimits = crate::spec::rlimits_of(&process.identity)?;
     let launch = LaunchSpec {
@@ -199,7 +200,7 @@ pub fn run(args: BootArgs) -> Result<(), String> {
 
 /// Forwards the host signals the sandbox process receives to the init
 /// process inside.
-fn spawn_signal_forwarder(kernel: Arc<Kernel>, set: libc::sigset_t) {
+fn spawn_signal_forwarder(kernel: Arc<Kernel>, set: libc::sigset_t) -> Result<(), BootError> {
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || loop {
@@ -209,5 +210,6 @@ fn spawn_signal_forwarder(kernel: Arc<Kernel>, set: libc::sigset_t) {
                 let _ = kernel.signal(sig, false);
             }
         })
-        .expect("spawning the signal thread");
+        .map(drop)
+        .map_err(BootError::SignalThread)
 }

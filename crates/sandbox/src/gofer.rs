@@ -16,6 +16,7 @@
 //! these descriptors (see docs/isolation.md), so the gofer exits.
 
 use crate::mounts::{classify, Action, GoferMessage, Plan};
+use crate::error::{ArgsError, GoferError};
 use crate::spec::Spec;
 use std::ffi::CString;
 use std::io::Read;
@@ -28,7 +29,7 @@ pub struct GoferArgs {
 }
 
 impl GoferArgs {
-    pub fn parse(args: &[String]) -> Result<GoferArgs, String> {
+    pub fn parse(args: &[String]) -> Result<GoferArgs, ArgsError> {
         let (mut spec_fd, mut mounts_fd) = (None, None);
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -36,27 +37,27 @@ impl GoferArgs {
                 Some((f, v)) => (f, Some(v.to_string())),
                 None => (a.as_str(), None),
             };
-            let value = inline.or_else(|| it.next().cloned()).ok_or_else(|| format!("{flag} needs a value"))?;
+            let value = inline.or_else(|| it.next().cloned()).ok_or_else(|| ArgsError::NeedsValue(flag.into()))?;
             let fd = crate::args::fd(flag, &value)?;
             match flag {
                 "--spec-fd" => spec_fd = Some(fd),
                 "--mounts-fd" => mounts_fd = Some(fd),
-                other => return Err(format!("unknown flag {other:?}")),
+                other => return Err(ArgsError::UnknownFlag(other.into())),
             }
         }
-        Ok(GoferArgs { spec_fd: spec_fd.ok_or("--spec-fd is required")?, mounts_fd: mounts_fd.ok_or("--mounts-fd is required")? })
+        Ok(GoferArgs { spec_fd: spec_fd.ok_or(ArgsError::Required("--spec-fd"))?, mounts_fd: mounts_fd.ok_or(ArgsError::Required("--mounts-fd"))? })
     }
 }
 
 /// Runs the gofer. A failure goes to the sentry, which reports it as the
 /// sandbox's error; it is returned (and printed) only when that fails too.
-pub fn run(args: GoferArgs) -> Result<(), String> {
+pub fn run(args: GoferArgs) -> Result<(), GoferError> {
     let sock = crate::boot::take_fd(args.mounts_fd, "mounts")?;
     match prepare_and_send(&sock, args.spec_fd) {
         Ok(()) => Ok(()),
-        Err(message) => match control::send(&sock, &GoferMessage::Failed { message: message.clone() }) {
+        Err(e) => match control::send(&sock, &GoferMessage::Failed { message: e.to_string() }) {
             Ok(()) => std::process::exit(1),
-            Err(_) => Err(message),
+            Err(_) => Err(e),
         },
     }
 }
@@ -69,26 +70,26 @@ fn why(e: std::io::Error) -> String {
     }
 }
 
-fn prepare_and_send(sock: &OwnedFd, spec_fd: RawFd) -> Result<(), String> {
+fn prepare_and_send(sock: &OwnedFd, spec_fd: RawFd) -> Result<(), GoferError> {
     let mut text = Vec::new();
-    std::fs::File::from(crate::boot::take_fd(spec_fd, "spec")?).read_to_end(&mut text).map_err(|e| format!("reading the spec: {e}"))?;
+    std::fs::File::from(crate::boot::take_fd(spec_fd, "spec")?).read_to_end(&mut text).map_err(GoferError::ReadSpec)?;
     let spec = Spec::parse(&text)?;
-    let root = spec.root.as_ref().unwrap();
+    let root = spec.root.as_ref().ok_or(crate::error::SpecError::NoRoot)?;
     // Always read-only on the host: a writable root is copy-on-write in the sentry.
-    let tree = clone_tree(&root.path, true, true).map_err(|e| format!("root.path {:?}: {}", root.path, why(e)))?;
+    let tree = clone_tree(&root.path, true, true).map_err(|e| GoferError::Source { field: "root.path".into(), path: root.path.clone(), why: why(e) })?;
     send(sock, &GoferMessage::Mount { plan: Plan::HostDir { destination: "/".into(), readonly: root.readonly, source: "/".into() } }, Some(&tree))?;
     for (i, m) in spec.mounts.iter().enumerate() {
         match classify(i, m)? {
             Action::Bind { destination, source, recursive, readonly } => {
-                let meta = std::fs::metadata(&source).map_err(|e| format!("mounts[{i}].source {source:?}: {}", why(e)))?;
+                let meta = std::fs::metadata(&source).map_err(|e| GoferError::Source { field: format!("mounts[{i}].source"), path: source.clone(), why: why(e) })?;
                 let (plan, fd) = if meta.is_dir() {
                     (Plan::HostDir { destination, readonly, source: source.clone() }, clone_tree(&source, recursive, readonly))
                 } else if meta.is_file() {
                     (Plan::HostFile { destination, readonly, source: source.clone() }, open_file(&source, readonly))
                 } else {
-                    return Err(format!("mounts[{i}].source {source:?} is neither a directory nor a regular file"));
+                    return Err(GoferError::NotDirOrFile { index: i, path: source });
                 };
-                let fd = fd.map_err(|e| format!("mounts[{i}].source {source:?}: {}", why(e)))?;
+                let fd = fd.map_err(|e| GoferError::Source { field: format!("mounts[{i}].source"), path: source.clone(), why: why(e) })?;
                 send(sock, &GoferMessage::Mount { plan }, Some(&fd))?;
             }
             Action::Tmpfs { destination, readonly, mode } => send(sock, &GoferMessage::Mount { plan: Plan::Tmpfs { destination, readonly, mode } }, None)?,
@@ -99,9 +100,9 @@ fn prepare_and_send(sock: &OwnedFd, spec_fd: RawFd) -> Result<(), String> {
     send(sock, &GoferMessage::Done, None)
 }
 
-fn send(sock: &OwnedFd, msg: &GoferMessage, fd: Option<&OwnedFd>) -> Result<(), String> {
+fn send(sock: &OwnedFd, msg: &GoferMessage, fd: Option<&OwnedFd>) -> Result<(), GoferError> {
     let fds: Vec<RawFd> = fd.iter().map(|f| f.as_raw_fd()).collect();
-    control::send_with_fds(sock, msg, &fds).map_err(|e| format!("sending mounts to the sentry: {e}"))
+    control::send_with_fds(sock, msg, &fds).map_err(GoferError::Send)
 }
 
 /// `mount_setattr`'s argument (linux/mount.h).

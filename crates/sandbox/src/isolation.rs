@@ -7,6 +7,7 @@
 //! namespace. All of this runs before the sentry starts any thread, since
 //! capabilities are per thread.
 
+use crate::error::IsolationError;
 use std::ffi::CStr;
 use std::io;
 
@@ -14,14 +15,19 @@ use std::io;
 /// maps it.
 pub const NOBODY: libc::uid_t = 65534;
 
-fn check(r: libc::c_int, what: &str) -> Result<(), String> {
+/// The error of the host call `what` that just failed.
+fn failed(what: impl Into<String>) -> IsolationError {
+    IsolationError { what: what.into(), source: io::Error::last_os_error() }
+}
+
+fn check(r: libc::c_int, what: &str) -> Result<(), IsolationError> {
     if r < 0 {
-        return Err(format!("{what}: {}", io::Error::last_os_error()));
+        return Err(failed(what));
     }
     Ok(())
 }
 
-fn mount(source: &CStr, target: &CStr, fstype: Option<&CStr>, flags: libc::c_ulong, data: Option<&CStr>, what: &str) -> Result<(), String> {
+fn mount(source: &CStr, target: &CStr, fstype: Option<&CStr>, flags: libc::c_ulong, data: Option<&CStr>, what: &str) -> Result<(), IsolationError> {
     let fstype = fstype.map_or(std::ptr::null(), CStr::as_ptr);
     let data = data.map_or(std::ptr::null(), |d| d.as_ptr().cast());
     // SAFETY: every pointer is a valid C string or null.
@@ -31,21 +37,21 @@ fn mount(source: &CStr, target: &CStr, fstype: Option<&CStr>, flags: libc::c_ulo
 /// A mount namespace of this process's own, so that nothing below can
 /// touch the caller's. Must run while the process has one thread (a new
 /// mount namespace applies to the calling thread).
-pub fn private_mount_namespace() -> Result<(), String> {
+pub fn private_mount_namespace() -> Result<(), IsolationError> {
     // SAFETY: plain system call.
     check(unsafe { libc::unshare(libc::CLONE_NEWNS) }, "unshare(CLONE_NEWNS)")?;
     mount(c"none", c"/", None, libc::MS_REC | libc::MS_PRIVATE, None, "making mounts private")
 }
 
 /// Host threads of this process, from /proc (read before the root goes).
-pub fn thread_count() -> Result<usize, String> {
-    std::fs::read_dir("/proc/self/task").map(|d| d.count()).map_err(|e| format!("/proc/self/task: {e}"))
+pub fn thread_count() -> Result<usize, IsolationError> {
+    std::fs::read_dir("/proc/self/task").map(|d| d.count()).map_err(|source| IsolationError { what: "/proc/self/task".into(), source })
 }
 
 /// Makes an empty read-only tmpfs the root of this mount namespace and
 /// detaches everything else from it. The tmpfs exists only in this
 /// namespace: nothing is created on the host, nothing is left behind.
-pub fn pivot_to_empty_root() -> Result<(), String> {
+pub fn pivot_to_empty_root() -> Result<(), IsolationError> {
     // Any directory will do as the mount point; /proc exists on every host
     // this runs on, and what it hides here is detached a moment later.
     let point = c"/proc";
@@ -89,7 +95,7 @@ const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 /// processes needs once the sentry is no longer dumpable. Both count only
 /// inside the sandbox's user namespace. The bounding and ambient sets are
 /// emptied of everything else, so no exec could get more back.
-pub fn drop_privileges(ptrace: bool) -> Result<(), String> {
+pub fn drop_privileges(ptrace: bool) -> Result<(), IsolationError> {
     let mut keep = 1u64 << CAP_DAC_OVERRIDE;
     if ptrace {
         keep |= 1 << CAP_SYS_PTRACE;
@@ -101,7 +107,7 @@ pub fn drop_privileges(ptrace: bool) -> Result<(), String> {
                 match io::Error::last_os_error().raw_os_error() {
                     // Past the kernel's last capability.
                     Some(libc::EINVAL) => break,
-                    _ => return Err(format!("dropping capability {cap} from the bounding set: {}", io::Error::last_os_error())),
+                    _ => return Err(failed(format!("dropping capability {cap} from the bounding set"))),
                 }
             }
         }
@@ -109,7 +115,7 @@ pub fn drop_privileges(ptrace: bool) -> Result<(), String> {
         // Denied (EPERM) in a user namespace a non-root caller made; then
         // there are no supplementary groups worth dropping anyway.
         if libc::setgroups(0, std::ptr::null()) < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EPERM) {
-            return Err(format!("setgroups: {}", io::Error::last_os_error()));
+            return Err(failed("setgroups"));
         }
         check(libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0), "PR_SET_KEEPCAPS")?;
         // EINVAL: nobody is not mapped (a non-root caller's namespace maps
@@ -117,7 +123,7 @@ pub fn drop_privileges(ptrace: bool) -> Result<(), String> {
         if libc::setresgid(NOBODY, NOBODY, NOBODY) == 0 {
             check(libc::setresuid(NOBODY, NOBODY, NOBODY), "setresuid(nobody)")?;
         } else if io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL) {
-            return Err(format!("setresgid(nobody): {}", io::Error::last_os_error()));
+            return Err(failed("setresgid(nobody)"));
         }
         check(libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0), "PR_SET_KEEPCAPS")?;
         let mut header = CapHeader { version: CAPABILITY_VERSION_3, pid: 0 };

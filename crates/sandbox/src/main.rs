@@ -7,8 +7,11 @@
 //! prints the one chosen (or why none can be, exit status 125);
 //! `veil-sandbox platforms` lists the names `--platform` accepts.
 
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 mod args;
 mod boot;
+mod error;
 mod gofer;
 mod isolation;
 mod log;
@@ -23,18 +26,18 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    let failed = |what: &str, e: String| {
+    let failed = |what: &str, e: &dyn std::fmt::Display| {
         eprintln!("veil-sandbox{what}: {e}");
         ExitCode::from(125)
     };
     match argv.first().map(String::as_str) {
-        Some("boot") => match args::BootArgs::parse(&argv[1..]).and_then(boot::run) {
+        Some("boot") => match args::BootArgs::parse(&argv[1..]).map_err(error::BootError::from).and_then(boot::run) {
             Ok(()) => ExitCode::SUCCESS,
-            Err(e) => failed("", e),
+            Err(e) => failed("", &e),
         },
-        Some("gofer") => match gofer::GoferArgs::parse(&argv[1..]).and_then(gofer::run) {
+        Some("gofer") => match gofer::GoferArgs::parse(&argv[1..]).map_err(error::GoferError::from).and_then(gofer::run) {
             Ok(()) => ExitCode::SUCCESS,
-            Err(e) => failed(" gofer", e),
+            Err(e) => failed(" gofer", &e),
         },
         Some("platform") if argv.len() == 2 => match platforms::probe(&argv[1]) {
             Ok(chosen) => {
@@ -59,7 +62,7 @@ fn main() -> ExitCode {
         // Hidden, for tests: the sentry's own filter, then one host call.
         Some("seccomp-check") => match seccomp_check::run(&argv[1..]) {
             Ok(()) => ExitCode::SUCCESS,
-            Err(e) => failed(" seccomp-check", e),
+            Err(e) => failed(" seccomp-check", &e),
         },
         _ => {
             eprintln!("usage: veil-sandbox boot --control-fd N --spec-fd N --stdio-fds I,O,E --mounts-fd N [--setup-root] [--platform NAME] [--strace] [--debug] [--log-fd N] [--log-format text|json] [--die-with-parent] [--exit-with-init] [--cpus N] [--total-memory BYTES] [--max-tasks N]\n       veil-sandbox gofer --spec-fd N --mounts-fd N\n       veil-sandbox syscalls\n       veil-sandbox platforms\n       veil-sandbox platform NAME");

@@ -11,7 +11,7 @@ use abi::Errno;
 use control::PathCovers;
 use kernel::fs::vfs::{Cover, MountSource, RootMode};
 use kernel::fs::Vfs;
-use kernel::kernel::errno_text;
+use crate::error::MountError;
 use kernel::SysResult;
 use serde::{Deserialize, Serialize};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -79,14 +79,14 @@ const OWN: [(&str, &str); 6] = [("/proc", "proc"), ("/dev", "tmpfs"), ("/dev/pts
 const SENTRY_TYPES: [&str; 6] = ["proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2"];
 
 /// `path` without empty and `.` components; errors on a relative path or `..`.
-fn clean_destination(path: &str, field: &str) -> Result<String, String> {
+fn clean_destination(path: &str, field: &str) -> Result<String, MountError> {
     if !path.starts_with('/') {
-        return Err(format!("{field} {path:?} is not absolute"));
+        return Err(MountError::Relative { field: field.into(), path: path.into() });
     }
     let mut out = String::new();
     for c in path.split('/').filter(|c| !c.is_empty() && *c != ".") {
         if c == ".." {
-            return Err(format!("{field} {path:?} contains \"..\""));
+            return Err(MountError::DotDot { field: field.into(), path: path.into() });
         }
         out.push('/');
         out.push_str(c);
@@ -95,15 +95,15 @@ fn clean_destination(path: &str, field: &str) -> Result<String, String> {
 }
 
 /// Octal `mode=` of a tmpfs, as mount(8) reads it.
-fn tmpfs_mode(options: &[String], field: &str) -> Result<u32, String> {
+fn tmpfs_mode(options: &[String], field: &str) -> Result<u32, MountError> {
     match options.iter().find_map(|o| o.strip_prefix("mode=")) {
         None => Ok(0o1777),
-        Some(m) => u32::from_str_radix(m, 8).ok().filter(|m| *m <= 0o7777).ok_or_else(|| format!("{field}: mode={m} is not an octal mode")),
+        Some(m) => u32::from_str_radix(m, 8).ok().filter(|m| *m <= 0o7777).ok_or_else(|| MountError::TmpfsMode { field: field.into(), mode: m.into() }),
     }
 }
 
 /// Decides what becomes of the spec's mount number `index`.
-pub fn classify(index: usize, m: &spec::Mount) -> Result<Action, String> {
+pub fn classify(index: usize, m: &spec::Mount) -> Result<Action, MountError> {
     let field = format!("mounts[{index}]");
     let destination = clean_destination(&m.destination, &format!("{field}.destination"))?;
     let kind = m.kind.as_deref().unwrap_or("");
@@ -120,9 +120,9 @@ pub fn classify(index: usize, m: &spec::Mount) -> Result<Action, String> {
         };
     }
     if bind {
-        let source = m.source.as_deref().ok_or_else(|| format!("{field}.source is missing"))?;
+        let source = m.source.as_deref().ok_or_else(|| MountError::NoSource(field.clone()))?;
         if !source.starts_with('/') {
-            return Err(format!("{field}.source {source:?} is not absolute"));
+            return Err(MountError::Relative { field: format!("{field}.source"), path: source.into() });
         }
         let recursive = m.options.iter().any(|o| o == "rbind");
         return Ok(Action::Bind { destination, source: source.into(), recursive, readonly });
@@ -143,29 +143,29 @@ pub struct Received {
 }
 
 /// Reads the gofer's messages until `Done`.
-pub fn receive(sock: &impl AsRawFd) -> Result<Received, String> {
+pub fn receive(sock: &impl AsRawFd) -> Result<Received, MountError> {
     let mut root = None;
     let mut mounts = Vec::new();
     let mut skipped = Vec::new();
     loop {
-        let (msg, mut fds) = control::recv_with_fds::<GoferMessage>(sock).map_err(|e| format!("mounts from the gofer: {e}"))?;
+        let (msg, mut fds) = control::recv_with_fds::<GoferMessage>(sock).map_err(MountError::Receive)?;
         match msg {
             GoferMessage::Mount { plan } => {
                 let fd = fds.pop();
                 let needs_fd = !matches!(plan, Plan::Tmpfs { .. } | Plan::Own { .. });
                 if needs_fd != fd.is_some() {
-                    return Err(format!("mounts from the gofer: {} came with the wrong descriptors", plan.destination()));
+                    return Err(MountError::WrongDescriptors(plan.destination().to_string()));
                 }
                 match (&plan, root.is_none()) {
                     (Plan::HostDir { destination, readonly, .. }, true) if destination == "/" => root = Some((fd.unwrap(), *readonly)),
-                    (_, true) => return Err("mounts from the gofer: the root did not come first".into()),
+                    (_, true) => return Err(MountError::RootNotFirst),
                     _ => mounts.push((plan, fd)),
                 }
             }
             GoferMessage::Skipped { destination, why } => skipped.push(format!("{destination}: {why}")),
-            GoferMessage::Failed { message } => return Err(message),
+            GoferMessage::Failed { message } => return Err(MountError::Gofer(message)),
             GoferMessage::Done => {
-                let (root, readonly_root) = root.ok_or("mounts from the gofer: no root")?;
+                let (root, readonly_root) = root.ok_or(MountError::NoRoot)?;
                 return Ok(Received { root, readonly_root, mounts, skipped });
             }
         }
@@ -177,39 +177,39 @@ pub fn receive(sock: &impl AsRawFd) -> Result<Received, String> {
 /// mounts go on in spec order, then, as runc does, the devices, the
 /// read-only paths and the masked paths (a path that does not exist is
 /// skipped).
-pub fn container_fs(m: Received, covers: &PathCovers, tree: impl FnOnce(OwnedFd, RootMode) -> SysResult<Arc<Vfs>>) -> Result<Arc<Vfs>, String> {
+pub fn container_fs(m: Received, covers: &PathCovers, tree: impl FnOnce(OwnedFd, RootMode) -> SysResult<Arc<Vfs>>) -> Result<Arc<Vfs>, MountError> {
     let mode = if m.readonly_root { RootMode::ReadOnly } else { RootMode::Overlay };
-    let vfs = tree(m.root, mode).map_err(|e| format!("root filesystem: {}", errno_text(e)))?;
+    let vfs = tree(m.root, mode).map_err(MountError::RootFs)?;
     for (plan, fd) in m.mounts {
         let (source, readonly) = match (&plan, fd) {
             (Plan::HostDir { readonly, source, .. }, Some(fd)) => (MountSource::HostDir(fd, source.clone()), *readonly),
             (Plan::HostFile { readonly, source, .. }, Some(fd)) => (MountSource::HostFile(fd, source.clone()), *readonly),
             (Plan::Tmpfs { readonly, mode, .. }, _) => (MountSource::Tmpfs { mode: *mode }, *readonly),
             (Plan::Own { destination, fs_type, source }, _) => {
-                vfs.describe_own_mount(destination.as_bytes(), fs_type, source).map_err(|e| format!("mount at {destination}: {}", errno_text(e)))?;
+                vfs.describe_own_mount(destination.as_bytes(), fs_type, source).map_err(|errno| MountError::MountAt { destination: destination.clone(), errno })?;
                 continue;
             }
             _ => unreachable!("receive checked the descriptors"),
         };
-        vfs.mount_at(plan.destination().as_bytes(), source, readonly).map_err(|e| format!("mount at {}: {}", plan.destination(), errno_text(e)))?;
+        vfs.mount_at(plan.destination().as_bytes(), source, readonly).map_err(|errno| MountError::MountAt { destination: plan.destination().to_string(), errno })?;
     }
     for (i, d) in covers.devices.iter().enumerate() {
         let kind = match d.kind.as_str() {
             "c" | "u" => libc::S_IFCHR,
             "b" => libc::S_IFBLK,
             "p" => libc::S_IFIFO,
-            t => return Err(format!("linux.devices[{i}].type {t:?} is not c, u, b or p")),
+            t => return Err(MountError::DeviceType { index: i, kind: t.into() }),
         };
         let mode = kind | d.file_mode.unwrap_or(0o666) & 0o7777;
         let rdev = if kind == libc::S_IFIFO { 0 } else { libc::makedev(d.major, d.minor) };
         vfs.make_device(d.path.as_bytes(), mode, rdev, (d.uid.unwrap_or(0), d.gid.unwrap_or(0)))
-            .map_err(|e| format!("linux.devices[{i}] {:?}: {}", d.path, errno_text(e)))?;
+            .map_err(|errno| MountError::Device { index: i, path: d.path.clone(), errno })?;
     }
     for (paths, how, field) in [(&covers.readonly_paths, Cover::ReadOnly, "readonlyPaths"), (&covers.masked_paths, Cover::Mask, "maskedPaths")] {
         for (i, path) in paths.iter().enumerate() {
             match vfs.cover(path.as_bytes(), how) {
                 Ok(()) | Err(Errno::ENOENT) => {}
-                Err(e) => return Err(format!("linux.{field}[{i}] {path:?}: {}", errno_text(e))),
+                Err(errno) => return Err(MountError::Cover { field, index: i, path: path.clone(), errno }),
             }
         }
     }
@@ -253,10 +253,10 @@ mod tests {
 
     #[test]
     fn bad_mounts_name_the_field() {
-        assert!(classify(2, &m("data", "tmpfs", None, &[])).unwrap_err().contains("mounts[2].destination"));
-        assert!(classify(1, &m("/a/../b", "tmpfs", None, &[])).unwrap_err().contains(".."));
-        assert!(classify(3, &m("/a", "bind", Some("rel"), &[])).unwrap_err().contains("mounts[3].source"));
-        assert!(classify(3, &m("/a", "bind", None, &[])).unwrap_err().contains("mounts[3].source"));
-        assert!(classify(0, &m("/t", "tmpfs", None, &["mode=9"])).unwrap_err().contains("mode=9"));
+        assert!(classify(2, &m("data", "tmpfs", None, &[])).unwrap_err().to_string().contains("mounts[2].destination"));
+        assert!(classify(1, &m("/a/../b", "tmpfs", None, &[])).unwrap_err().to_string().contains(".."));
+        assert!(classify(3, &m("/a", "bind", Some("rel"), &[])).unwrap_err().to_string().contains("mounts[3].source"));
+        assert!(classify(3, &m("/a", "bind", None, &[])).unwrap_err().to_string().contains("mounts[3].source"));
+        assert!(classify(0, &m("/t", "tmpfs", None, &["mode=9"])).unwrap_err().to_string().contains("mode=9"));
     }
 }

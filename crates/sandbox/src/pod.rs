@@ -3,6 +3,7 @@
 //! own mount tree over its own root filesystem, its own init and stdio,
 //! and a PID namespace of its own when its spec asks for one.
 
+use crate::error::ServerError;
 use control::ContainerSpec;
 use kernel::task::Task;
 use kernel::{Kernel, LaunchSpec};
@@ -13,14 +14,14 @@ use std::sync::Arc;
 /// stderr, and the socket on which its gofer sends its root and mounts);
 /// its init runs once started. On failure nothing of it is left in the
 /// sandbox.
-pub fn create_container(kernel: &Arc<Kernel>, id: &str, spec: ContainerSpec, fds: Vec<OwnedFd>) -> Result<Arc<Task>, String> {
+pub fn create_container(kernel: &Arc<Kernel>, id: &str, spec: ContainerSpec, fds: Vec<OwnedFd>) -> Result<Arc<Task>, ServerError> {
     let [stdin, stdout, stderr, gofer]: [OwnedFd; 4] =
-        fds.try_into().map_err(|got: Vec<OwnedFd>| format!("createContainer needs 4 descriptors (stdin, stdout, stderr, gofer socket), got {}", got.len()))?;
+        fds.try_into().map_err(|got: Vec<OwnedFd>| ServerError::PodDescriptors(got.len()))?;
     if spec.args.is_empty() {
-        return Err("process.args is empty".into());
+        return Err(ServerError::NoArgs);
     }
     if !spec.cwd.starts_with('/') {
-        return Err(format!("process.cwd {:?} is not absolute", spec.cwd));
+        return Err(ServerError::RelativeCwd(spec.cwd));
     }
     let creds = crate::spec::creds_of(&spec.identity)?;
     let rlimits = crate::spec::rlimits_of(&spec.identity)?;
@@ -37,5 +38,5 @@ pub fn create_container(kernel: &Arc<Kernel>, id: &str, spec: ContainerSpec, fds
         rlimits,
         oom_score_adj: spec.identity.oom_score_adj,
     };
-    kernel.create_container_init(&c, launch).inspect_err(|_| kernel.remove_container(id))
+    Ok(kernel.create_container_init(&c, launch).inspect_err(|_| kernel.remove_container(id))?)
 }

@@ -19,6 +19,7 @@
 //! [`crate::pod`]); each has its own init, tracked here under its id (the
 //! root container's is "").
 
+use crate::error::ServerError;
 use control::{ProcessEntry, Request, Response, SandboxState, UnsupportedCall, WaitStatus};
 use kernel::container::Container;
 use kernel::task::{ExitStatus, Task};
@@ -40,7 +41,7 @@ pub enum ControlMode {
 
 impl ControlMode {
     /// Must be asked before the seccomp filter is installed (no getsockopt).
-    pub fn of(control: &OwnedFd) -> Result<ControlMode, String> {
+    pub fn of(control: &OwnedFd) -> Result<ControlMode, ServerError> {
         let mut kind: libc::c_int = 0;
         let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
         // SAFETY: `kind` and `len` are valid out-pointers of the sizes given.
@@ -48,12 +49,12 @@ impl ControlMode {
             libc::getsockopt(control.as_raw_fd(), libc::SOL_SOCKET, libc::SO_TYPE, (&mut kind as *mut libc::c_int).cast(), &mut len)
         };
         if r < 0 {
-            return Err(format!("control descriptor is not a socket: {}", std::io::Error::last_os_error()));
+            return Err(ServerError::NotSocket(std::io::Error::last_os_error()));
         }
         match kind {
             libc::SOCK_STREAM => Ok(ControlMode::Connection),
             libc::SOCK_DGRAM => Ok(ControlMode::Rendezvous),
-            other => Err(format!("control socket has unsupported type {other}")),
+            other => Err(ServerError::SocketType(other)),
         }
     }
 }
@@ -104,7 +105,7 @@ impl Server {
 
     /// Exits the process with the init's shell status once the init has
     /// exited and the replies in flight are out (or `REPLY_GRACE` passed).
-    pub fn exit_with_init(self: &Arc<Self>) -> Result<(), String> {
+    pub fn exit_with_init(self: &Arc<Self>) -> Result<(), ServerError> {
         let server = self.clone();
         std::thread::Builder::new()
             .name("init-exit".into())
@@ -115,7 +116,7 @@ impl Server {
                 std::process::exit(shell_status(status));
             })
             .map(drop)
-            .map_err(|e| format!("spawning the init-exit thread: {e}"))
+            .map_err(|source| ServerError::Thread { what: "the init-exit thread", source })
     }
 
     fn wait_answered(&self, grace: Duration) {
@@ -144,14 +145,14 @@ impl Server {
 
     /// Receives connections on the rendezvous socket, each served on its own
     /// thread, until a `destroy` request exits the process.
-    pub fn serve_rendezvous(self: &Arc<Self>, rendezvous: OwnedFd) -> Result<(), String> {
+    pub fn serve_rendezvous(self: &Arc<Self>, rendezvous: OwnedFd) -> Result<(), ServerError> {
         loop {
-            let conn = control::accept_rendezvous(&rendezvous).map_err(|e| format!("control socket: {e}"))?;
+            let conn = control::accept_rendezvous(&rendezvous).map_err(ServerError::Accept)?;
             let server = self.clone();
             std::thread::Builder::new()
                 .name("control".into())
                 .spawn(move || server.serve(Arc::new(conn)))
-                .map_err(|e| format!("spawning a control thread: {e}"))?;
+                .map_err(|source| ServerError::Thread { what: "a control thread", source })?;
         }
     }
 
@@ -201,14 +202,14 @@ impl Server {
     }
 
     fn handle(&self, req: Request, fds: Vec<OwnedFd>) -> Outcome {
-        let error = |message: String| Outcome::Reply(Response::Error { message });
-        let ok = |r: Result<(), String>| match r {
+        let error = |e: ServerError| Outcome::Reply(Response::Error { message: e.to_string() });
+        let ok = |r: Result<(), ServerError>| match r {
             Ok(()) => Outcome::Reply(Response::Ok),
-            Err(message) => Outcome::Reply(Response::Error { message }),
+            Err(e) => error(e),
         };
         let container = |id: &Option<String>| {
             let id = id.as_deref().unwrap_or(ROOT);
-            self.kernel.container(id).ok_or_else(|| format!("container {id:?} does not exist in the sandbox"))
+            self.kernel.container(id).ok_or_else(|| ServerError::NoContainer(id.to_string()))
         };
         match req {
             Request::Create => ok(self.create()),
@@ -218,26 +219,26 @@ impl Server {
                 // Its init will never run: it went down with the root container.
                 Ok(c) if self.never_ran(&c) => Outcome::Reply(Response::Waited(WaitStatus { exit_code: None, signal: Some(libc::SIGKILL) })),
                 Ok(c) => Outcome::Deferred(Box::new(move || Response::Waited(wait_status(c.wait())))),
-                Err(message) => error(message),
+                Err(e) => error(e),
             },
-            Request::Signal { signo, all, container: id } => ok(container(&id).and_then(|c| self.kernel.signal_container(&c, signo, all))),
-            Request::SignalProcess { pid, signo } => ok(self.kernel.signal_process(pid, signo)),
+            Request::Signal { signo, all, container: id } => ok(container(&id).and_then(|c| Ok(self.kernel.signal_container(&c, signo, all)?))),
+            Request::SignalProcess { pid, signo } => ok(self.kernel.signal_process(pid, signo).map_err(ServerError::from)),
             Request::State { container: id } => match container(&id) {
                 Ok(c) => Outcome::Reply(Response::State(self.state(&c))),
-                Err(message) => error(message),
+                Err(e) => error(e),
             },
             Request::DestroyContainer { id } => ok(self.destroy_container(&id)),
             Request::Exec { args, env, cwd, container: id } => {
                 let c = match container(&id) {
                     Ok(c) => c,
-                    Err(message) => return error(message),
+                    Err(e) => return error(e),
                 };
                 let stdio: [OwnedFd; 3] = match fds.try_into() {
                     Ok(s) => s,
-                    Err(got) => return error(format!("exec needs 3 stdio descriptors, got {}", got.len())),
+                    Err(got) => return error(ServerError::ExecStdio(got.len())),
                 };
                 if args.is_empty() {
-                    return error("exec: process.args is empty".into());
+                    return error(ServerError::ExecNoArgs);
                 }
                 let launch = LaunchSpec {
                     argv: args.into_iter().map(String::into_bytes).collect(),
@@ -250,14 +251,14 @@ impl Server {
                 };
                 match self.kernel.exec_in(&c, launch) {
                     Ok(pid) => Outcome::Reply(Response::Pid { pid }),
-                    Err(message) => error(message),
+                    Err(e) => error(e.into()),
                 }
             }
             Request::WaitPid { pid } => {
                 let k = self.kernel.clone();
                 Outcome::Deferred(Box::new(move || match k.wait_pid(pid) {
                     Ok(s) => Response::Waited(wait_status(s)),
-                    Err(message) => Response::Error { message },
+                    Err(e) => Response::Error { message: e.to_string() },
                 }))
             }
             Request::Pause => {
@@ -270,7 +271,7 @@ impl Server {
             }
             Request::Ps { container: id } => match container(&id) {
                 Ok(c) => Outcome::Reply(Response::Processes { processes: self.processes(&c) }),
-                Err(message) => error(message),
+                Err(e) => error(e),
             },
             Request::Stats { container: id } => match container(&id) {
                 Ok(c) => {
@@ -284,7 +285,7 @@ impl Server {
         }
     }
 
-    fn create(&self) -> Result<(), String> {
+    fn create(&self) -> Result<(), ServerError> {
         let mut inits = self.inits.lock().unwrap();
         let init = inits.get_mut(ROOT).expect("the root container's init");
         match std::mem::replace(init, Init::Busy) {
@@ -294,32 +295,32 @@ impl Server {
                     Ok(())
                 }
                 // The launch spec (and its stdio) is consumed: nothing to retry.
-                Err(message) => {
+                Err(e) => {
                     *init = Init::Started;
-                    Err(message)
+                    Err(e.into())
                 }
             },
             other => {
                 *init = other;
-                Err("container already created".into())
+                Err(ServerError::AlreadyCreated)
             }
         }
     }
 
     /// Adds a container of the pod and builds its init (see [`crate::pod`]).
-    fn create_container(&self, id: String, spec: control::ContainerSpec, fds: Vec<OwnedFd>) -> Result<(), String> {
+    fn create_container(&self, id: String, spec: control::ContainerSpec, fds: Vec<OwnedFd>) -> Result<(), ServerError> {
         let mut inits = self.inits.lock().unwrap();
         if inits.contains_key(&id) {
-            return Err(format!("container {id:?} already exists in the sandbox"));
+            return Err(ServerError::ContainerExists(id));
         }
         let task = crate::pod::create_container(&self.kernel, &id, spec, fds)?;
         inits.insert(id, Init::Created(task));
         Ok(())
     }
 
-    fn start(&self, id: &str) -> Result<(), String> {
+    fn start(&self, id: &str) -> Result<(), ServerError> {
         let mut inits = self.inits.lock().unwrap();
-        let init = inits.get_mut(id).ok_or_else(|| format!("container {id:?} does not exist in the sandbox"))?;
+        let init = inits.get_mut(id).ok_or_else(|| ServerError::NoContainer(id.to_string()))?;
         match std::mem::replace(init, Init::Busy) {
             Init::Created(task) => {
                 self.kernel.start(task);
@@ -328,7 +329,7 @@ impl Server {
             }
             other => {
                 *init = other;
-                Err("container is not created or already started".into())
+                Err(ServerError::NotCreated)
             }
         }
     }
@@ -336,10 +337,10 @@ impl Server {
     /// Ends an added container: its processes are killed (an init that
     /// never ran is let run into its SIGKILL, so that it exits) and the
     /// sandbox forgets it.
-    fn destroy_container(&self, id: &str) -> Result<(), String> {
+    fn destroy_container(&self, id: &str) -> Result<(), ServerError> {
         let init = self.inits.lock().unwrap().remove(id);
         if id == ROOT || init.is_none() {
-            return Err(format!("no added container {id:?} in the sandbox"));
+            return Err(ServerError::NoAddedContainer(id.to_string()));
         }
         let c = self.kernel.container(id);
         self.kernel.remove_container(id);

@@ -1,6 +1,7 @@
 //! The part of the OCI runtime spec (`config.json`) the sandbox reads.
 
 use serde::Deserialize;
+use crate::error::SpecError;
 
 #[derive(Debug, Deserialize)]
 pub struct Spec {
@@ -46,13 +47,13 @@ pub struct Process {
 /// The credentials a process spec's user, capabilities and
 /// noNewPrivileges give (without capabilities, what its uid starts with:
 /// all for root, none for others). Errors name the bad capability.
-pub fn creds_of(id: &control::ProcessIdentity) -> Result<kernel::creds::Creds, String> {
+pub fn creds_of(id: &control::ProcessIdentity) -> Result<kernel::creds::Creds, SpecError> {
     let u = &id.user;
     let mut c = kernel::creds::Creds::of(u.uid, u.gid);
     c.groups = u.additional_gids.clone();
     c.no_new_privs = id.no_new_privileges;
     if let Some(caps) = &id.capabilities {
-        let set = |names: &[String], field: &str| kernel::creds::cap::set_of(names).map_err(|n| format!("process.capabilities.{field}: unknown capability {n:?}"));
+        let set = |names: &[String], field: &'static str| kernel::creds::cap::set_of(names).map_err(|name| SpecError::UnknownCapability { field, name });
         c.caps = kernel::creds::CapSets {
             bounding: set(&caps.bounding, "bounding")?,
             effective: set(&caps.effective, "effective")?,
@@ -66,14 +67,14 @@ pub fn creds_of(id: &control::ProcessIdentity) -> Result<kernel::creds::Creds, S
 
 /// The limits of a process spec's rlimits, by resource number; errors
 /// name the bad entry.
-pub fn rlimits_of(id: &control::ProcessIdentity) -> Result<Vec<(u32, abi::types::Rlimit)>, String> {
+pub fn rlimits_of(id: &control::ProcessIdentity) -> Result<Vec<(u32, abi::types::Rlimit)>, SpecError> {
     id.rlimits
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            let resource = kernel::rlimit::by_name(&r.kind).ok_or_else(|| format!("process.rlimits[{i}].type {:?} is not a resource limit", r.kind))?;
+            let resource = kernel::rlimit::by_name(&r.kind).ok_or_else(|| SpecError::UnknownRlimit { index: i, kind: r.kind.clone() })?;
             if r.soft > r.hard {
-                return Err(format!("process.rlimits[{i}]: soft {} is above hard {}", r.soft, r.hard));
+                return Err(SpecError::RlimitOrder { index: i, soft: r.soft, hard: r.hard });
             }
             Ok((resource, abi::types::Rlimit { cur: r.soft, max: r.hard }))
         })
@@ -93,20 +94,20 @@ fn slash() -> String {
 
 impl Spec {
     /// Parses and checks what the sandbox needs; errors name the field.
-    pub fn parse(text: &[u8]) -> Result<Spec, String> {
-        let s: Spec = serde_json::from_slice(text).map_err(|e| format!("spec is not valid: {e}"))?;
-        let p = s.process.as_ref().ok_or("spec: process is missing")?;
+    pub fn parse(text: &[u8]) -> Result<Spec, SpecError> {
+        let s: Spec = serde_json::from_slice(text).map_err(SpecError::Json)?;
+        let p = s.process.as_ref().ok_or(SpecError::NoProcess)?;
         if p.args.is_empty() {
-            return Err("spec: process.args is empty".into());
+            return Err(SpecError::NoArgs);
         }
         if !p.cwd.starts_with('/') {
-            return Err(format!("spec: process.cwd {:?} is not absolute", p.cwd));
+            return Err(SpecError::RelativeCwd(p.cwd.clone()));
         }
         creds_of(&p.identity)?;
         rlimits_of(&p.identity)?;
-        let r = s.root.as_ref().ok_or("spec: root is missing")?;
+        let r = s.root.as_ref().ok_or(SpecError::NoRoot)?;
         if !r.path.starts_with('/') {
-            return Err(format!("spec: root.path {:?} is not absolute", r.path));
+            return Err(SpecError::RelativeRoot(r.path.clone()));
         }
         Ok(s)
     }
@@ -118,14 +119,14 @@ mod tests {
 
     #[test]
     fn names_the_bad_field() {
-        assert!(Spec::parse(b"not json").unwrap_err().contains("not valid"));
-        assert!(Spec::parse(br#"{"root":{"path":"/"}}"#).unwrap_err().contains("process"));
-        assert!(Spec::parse(br#"{"process":{"args":["x"]},"root":{"path":"rel"}}"#).unwrap_err().contains("root.path"));
-        assert!(Spec::parse(br#"{"process":{"args":[]},"root":{"path":"/"}}"#).unwrap_err().contains("process.args"));
+        assert!(Spec::parse(b"not json").unwrap_err().to_string().contains("not valid"));
+        assert!(Spec::parse(br#"{"root":{"path":"/"}}"#).unwrap_err().to_string().contains("process"));
+        assert!(Spec::parse(br#"{"process":{"args":["x"]},"root":{"path":"rel"}}"#).unwrap_err().to_string().contains("root.path"));
+        assert!(Spec::parse(br#"{"process":{"args":[]},"root":{"path":"/"}}"#).unwrap_err().to_string().contains("process.args"));
         let s = Spec::parse(br#"{"process":{"args":["sh"],"env":["A=b"]},"root":{"path":"/","readonly":true},"hostname":"h"}"#).unwrap();
         assert_eq!(s.process.unwrap().cwd, "/");
         let bad = br#"{"process":{"args":["sh"],"capabilities":{"bounding":["CAP_FLY"]}},"root":{"path":"/"}}"#;
-        assert!(Spec::parse(bad).unwrap_err().contains("process.capabilities.bounding: unknown capability \"CAP_FLY\""));
+        assert!(Spec::parse(bad).unwrap_err().to_string().contains("process.capabilities.bounding: unknown capability \"CAP_FLY\""));
     }
 
     #[test]
@@ -142,7 +143,7 @@ mod tests {
         let s = Spec::parse(br#"{"process":{"args":["sh"],"rlimits":[{"type":"RLIMIT_NOFILE","hard":20,"soft":10}]},"root":{"path":"/"}}"#).unwrap();
         assert_eq!(rlimits_of(&s.process.unwrap().identity).unwrap(), vec![(libc::RLIMIT_NOFILE, abi::types::Rlimit { cur: 10, max: 20 })]);
         let bad = br#"{"process":{"args":["sh"],"rlimits":[{"type":"RLIMIT_NOPE","hard":1,"soft":1}]},"root":{"path":"/"}}"#;
-        assert!(Spec::parse(bad).unwrap_err().contains("process.rlimits[0].type"));
+        assert!(Spec::parse(bad).unwrap_err().to_string().contains("process.rlimits[0].type"));
         assert_eq!(root.caps.effective, kernel::creds::ALL_CAPS);
     }
 }
