@@ -17,6 +17,7 @@ pub mod error;
 pub mod rlimit;
 pub mod sched;
 pub mod kernel;
+pub mod legacy_entry;
 pub mod loader;
 pub mod mm;
 pub mod net;

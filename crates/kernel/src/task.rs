@@ -366,6 +366,7 @@ pub fn run(task: Arc<Task>) {
         let left = Instant::now();
         let user = left - entered;
         match exit {
+            Ok(Exit::Syscall) if crate::legacy_entry::on_syscall(&mut t) => {}
             Ok(Exit::Syscall) => match t.task.kernel.syscall_table().dispatch(&mut t) {
                 Ok(v) => t.cpu.regs.rax = v,
                 Err(e) => {
@@ -375,6 +376,7 @@ pub fn run(task: Arc<Task>) {
                     }
                 }
             },
+            Ok(Exit::Fault { addr, .. }) if crate::legacy_entry::on_fault(&mut t, addr) => {}
             Ok(Exit::Fault { addr, .. }) => {
                 if let Err(why) = mm.handle_fault(addr) {
                     let info = match why {
@@ -385,6 +387,7 @@ pub fn run(task: Arc<Task>) {
                     crate::signal::force(&mut t, info);
                 }
             }
+            Ok(Exit::Signal(si)) if crate::legacy_entry::on_signal(&mut t, &si) => {}
             Ok(Exit::Signal(si)) => crate::signal::force(&mut t, Siginfo::fault(si.signo, si.code, si.addr)),
             Ok(Exit::Interrupted) => {}
             Err(e) => {

@@ -159,6 +159,9 @@ pub fn run(args: BootArgs) -> Result<(), BootError> {
     spawn_signal_forwarder(kernel.clone(), sigset)?;
 
     if std::env::var_os("VEIL_UNSAFE_NO_SECCOMP").is_none() {
+        // The trap first: once the allow-list is in, seccomp(2) is refused.
+        let trap = seccomp::vsyscall_trap_filter().map_err(BootError::SeccompFilter)?;
+        seccomp::install(&trap).map_err(BootError::SeccompInstall)?;
         let filter = seccomp::sentry_filter(platform_calls).map_err(BootError::SeccompFilter)?;
         seccomp::install(&filter).map_err(BootError::SeccompInstall)?;
     } else {

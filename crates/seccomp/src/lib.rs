@@ -143,7 +143,30 @@ const ALLOWED: &[(libc::c_long, Allow)] = &[
     (libc::SYS_geteuid, Always),
     (libc::SYS_getgid, Always),
     (libc::SYS_getegid, Always),
+
+    // Never made by the sentry: what a call into the vsyscall page becomes
+    // when the host emulates it in a stub. Let through this list so that
+    // the trap of `vsyscall_trap_filter` (which wins) decides.
+    (libc::SYS_gettimeofday, Always),
+    (libc::SYS_time, Always),
+    (libc::SYS_getcpu, Always),
 ];
+
+/// The system calls a call into the vsyscall page stands for.
+const VSYSCALLS: [libc::c_long; 3] = [libc::SYS_gettimeofday, libc::SYS_time, libc::SYS_getcpu];
+
+/// A second filter, installed after the allow-list, that turns gettimeofday,
+/// time and getcpu into SIGSYS (`SECCOMP_RET_TRAP`). The host emulates a
+/// call into the vsyscall page by running one of them through seccomp
+/// before the tracer sees anything; with this trap, a ptrace stub stops
+/// with SIGSYS instead, and the sentry serves the call as on every other
+/// platform. The sentry itself never makes them (it reads clocks with
+/// clock_gettime).
+pub fn vsyscall_trap_filter() -> Result<BpfProgram, Error> {
+    let rules = VSYSCALLS.iter().map(|&nr| (nr, Vec::new())).collect();
+    let filter = SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Trap, TargetArch::x86_64)?;
+    Ok(filter.try_into()?)
+}
 
 /// Compiles the sentry's allow-list plus the host system calls of the
 /// platform it runs (`platform`: its registry entry's

@@ -203,7 +203,9 @@ impl PtraceContext {
         if sig == INTERRUPT_SIGNAL {
             return Ok(self.interrupted.load(Ordering::SeqCst).then_some(Exit::Interrupted));
         }
-        if !matches!(sig, libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGTRAP) {
+        // SIGSYS: the seccomp trap of a call into the vsyscall page, which
+        // the host would otherwise emulate itself (the kernel serves it).
+        if !matches!(sig, libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGTRAP | libc::SIGSYS) {
             // Some other host signal (sent from outside): never delivered.
             return Ok(Some(Exit::Interrupted));
         }
@@ -214,7 +216,8 @@ impl PtraceContext {
             return Ok(Some(Exit::Interrupted));
         }
         // SAFETY: for SIGSEGV/SIGBUS/SIGILL/SIGFPE/SIGTRAP raised by the
-        // kernel the union holds the `_sigfault` member.
+        // kernel the union holds the `_sigfault` member; for SIGSYS
+        // `_sigsys`, whose first field (si_call_addr) is at the same place.
         let addr = unsafe { si.si_addr() } as u64;
         Ok(Some(match (sig, si.si_code) {
             (libc::SIGSEGV, SEGV_MAPERR) => Exit::Fault { addr, access: Access::Unknown, mapped: false },
