@@ -159,6 +159,24 @@ bitflags::bitflags! {
     }
 }
 
+impl Perms {
+    /// The `PROT_*` bits a host mmap/mprotect of these permissions takes,
+    /// for the platforms whose stubs map memory-file ranges with host calls.
+    pub fn host_prot(self) -> u64 {
+        let mut p = libc::PROT_NONE;
+        if self.contains(Perms::READ) {
+            p |= libc::PROT_READ;
+        }
+        if self.contains(Perms::WRITE) {
+            p |= libc::PROT_WRITE;
+        }
+        if self.contains(Perms::EXEC) {
+            p |= libc::PROT_EXEC;
+        }
+        p as u64
+    }
+}
+
 /// What kind of access caused a fault, when the platform can tell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {

@@ -20,19 +20,6 @@ pub(crate) enum Op {
     Protect { addr: u64, len: u64, perms: Perms },
 }
 
-fn prot(perms: Perms) -> u64 {
-    let mut p = libc::PROT_NONE;
-    if perms.contains(Perms::READ) {
-        p |= libc::PROT_READ;
-    }
-    if perms.contains(Perms::WRITE) {
-        p |= libc::PROT_WRITE;
-    }
-    if perms.contains(Perms::EXEC) {
-        p |= libc::PROT_EXEC;
-    }
-    p as u64
-}
 
 #[derive(Debug, Default)]
 pub(crate) struct AsState {
@@ -200,10 +187,10 @@ fn apply(via: &StubThread, memfd: i32, op: Op) -> Result<()> {
     let r = match op {
         Op::Map { addr, off, len, perms } => via.syscall(
             libc::SYS_mmap,
-            [addr, len, prot(perms), (libc::MAP_SHARED | libc::MAP_FIXED) as u64, memfd as u64, off],
+            [addr, len, perms.host_prot(), (libc::MAP_SHARED | libc::MAP_FIXED) as u64, memfd as u64, off],
         ),
         Op::Unmap { addr, len } => via.syscall(libc::SYS_munmap, [addr, len, 0, 0, 0, 0]),
-        Op::Protect { addr, len, perms } => via.syscall(libc::SYS_mprotect, [addr, len, prot(perms), 0, 0, 0]),
+        Op::Protect { addr, len, perms } => via.syscall(libc::SYS_mprotect, [addr, len, perms.host_prot(), 0, 0, 0]),
     };
     r.map(drop).map_err(|e| PlatformError::host("stub address space operation", e))
 }

@@ -191,19 +191,6 @@ impl SystrapAddressSpace {
     }
 }
 
-fn prot(perms: Perms) -> u64 {
-    let mut p = 0;
-    if perms.contains(Perms::READ) {
-        p |= libc::PROT_READ;
-    }
-    if perms.contains(Perms::WRITE) {
-        p |= libc::PROT_WRITE;
-    }
-    if perms.contains(Perms::EXEC) {
-        p |= libc::PROT_EXEC;
-    }
-    p as u64
-}
 
 impl AddressSpace for SystrapAddressSpace {
     fn map_file(&self, addr: u64, file_offset: u64, len: u64, perms: Perms) -> Result<()> {
@@ -211,7 +198,7 @@ impl AddressSpace for SystrapAddressSpace {
         let flags = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
         let s = &self.inner;
         self.in_pieces(addr, len, |a, n, done| {
-            s.syscall(libc::SYS_mmap, [a, n, prot(perms), flags, MEMFILE_FD, file_offset + done])
+            s.syscall(libc::SYS_mmap, [a, n, perms.host_prot(), flags, MEMFILE_FD, file_offset + done])
         })
         .map_err(|e| s.lost("mmap in a systrap stub", e))
     }
@@ -226,7 +213,7 @@ impl AddressSpace for SystrapAddressSpace {
     fn protect(&self, addr: u64, len: u64, perms: Perms) -> Result<()> {
         self.check(addr, len)?;
         let s = &self.inner;
-        self.in_pieces(addr, len, |a, n, _| s.syscall(libc::SYS_mprotect, [a, n, prot(perms), 0, 0, 0]))
+        self.in_pieces(addr, len, |a, n, _| s.syscall(libc::SYS_mprotect, [a, n, perms.host_prot(), 0, 0, 0]))
             .map_err(|e| s.lost("mprotect in a systrap stub", e))
     }
 
